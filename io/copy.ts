@@ -1,0 +1,153 @@
+/**
+ * Stream copies with backpressure (Readable.pipe pauses the source while the destination is full, so a
+ * detached client stalls the container instead of growing our memory) and a `done` promise that resolves
+ * only after the destination flushed everything: no truncated tails when a process exits.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Writable, type Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { ShimError, kindOf } from '../protocol/errdefs.js';
+
+export interface Copy {
+  /** Resolves when the source ended and everything was written (or the copy failed/was stopped). */
+  readonly done: Promise<void>;
+  /** Stops at once, dropping what is in flight (used by close() after a bounded drain). */
+  stop(): void;
+}
+
+export interface CopyOptions {
+  readonly name: string;
+  readonly logger: Logger;
+  /** End the destination when the source ends (default true). */
+  readonly endDestination?: boolean;
+  /** Called once after the copy finished, before `done` resolves: release held fds here. */
+  readonly onDone?: () => void;
+}
+
+const isEnded = (s: Readable): boolean => s.readableEnded;
+
+/**
+ * Copies src → dst. A source error ends the copy as if it were EOF (what was read is still flushed);
+ * a destination error stops reading, and the source is destroyed so the writer sees EPIPE, as the reference
+ * does when its copy loop fails.
+ */
+export function startCopy(src: Readable, dst: Writable, opts: CopyOptions): Copy {
+  let finished = false;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => (resolveDone = resolve));
+  const finish = (): void => {
+    if (finished) return;
+    finished = true;
+    src.off('end', onSourceEnd);
+    try {
+      opts.onDone?.();
+    } finally {
+      resolveDone();
+    }
+  };
+  const onSourceEnd = (): void => {
+    if (opts.endDestination === false) return finish();
+    if (dst.writableFinished || dst.destroyed) return finish();
+    dst.end();
+  };
+  src.on('error', (err: NodeJS.ErrnoException) => {
+    opts.logger.debug({ err, stream: opts.name }, 'copy source failed, treating it as end of output');
+    onSourceEnd();
+  });
+  dst.on('error', (err: NodeJS.ErrnoException) => {
+    opts.logger.warn({ err, stream: opts.name }, 'copy destination failed');
+    src.unpipe(dst);
+    src.destroy();
+    finish();
+  });
+  if (opts.endDestination !== false) {
+    dst.once('finish', finish);
+    dst.once('close', finish);
+  }
+  src.once('end', onSourceEnd);
+  src.pipe(dst, { end: false });
+  if (isEnded(src)) onSourceEnd();
+  return {
+    done,
+    stop() {
+      src.unpipe(dst);
+      src.destroy();
+      if (opts.endDestination !== false) dst.destroy();
+      finish();
+    },
+  };
+}
+
+/**
+ * One append-mode fd shared by several writers (stdout and stderr to the same file): the reference's
+ * counting closer. The fd closes when the last writer finished.
+ */
+export class SharedFile {
+  #refs = 0;
+  #closed = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  /**
+   * `create`: file:// semantics (mkdir -p 0755, create 0644, append). Otherwise the file must exist
+   * (a plain stdio path that is a regular file).
+   */
+  static async open(path: string, create: boolean): Promise<SharedFile> {
+    if (create) await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+    try {
+      const flags = create ? 'a' : fsConstants.O_WRONLY | fsConstants.O_APPEND; // no create for plain paths
+      return new SharedFile(path, await open(path, flags, 0o644));
+    } catch (err) {
+      throw new ShimError(kindOf(err), `containerd-shim: opening file ${JSON.stringify(path)} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** A new writer on the shared fd; regular-file writes go through the threadpool but never block for long. */
+  writer(): Writable {
+    this.#refs++;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.release();
+    };
+    const handle = this.handle;
+    return new Writable({
+      highWaterMark: 64 * 1024,
+      write(chunk: Buffer, _enc, cb) {
+        const writeAll = async (): Promise<void> => {
+          for (let off = 0; off < chunk.length; ) {
+            const { bytesWritten } = await handle.write(chunk, off, chunk.length - off);
+            off += bytesWritten;
+          }
+        };
+        writeAll().then(() => cb(), cb);
+      },
+      final(cb) {
+        release();
+        cb();
+      },
+      destroy(err, cb) {
+        release();
+        cb(err);
+      },
+    });
+  }
+
+  private release(): void {
+    if (--this.#refs > 0 || this.#closed) return;
+    this.close();
+  }
+
+  /** Closes the fd now (also when writers are still attached: Delete after a bounded wait). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.handle.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Our direct children, from /proc/self/task/<tid>/children (one file per thread: a child, and an orphan
+ * re-parented to us as subreaper, hangs under the thread that is its parent). The kernel lists zombies too.
+ * The kernel documents the list as unreliable while tasks are running (entries can be skipped during
+ * concurrent fork/exit), so callers use it as a fallback and re-check later, never as the only source.
+ * procfs reads never wait for I/O, so synchronous reads are fine on the event loop.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+export function listChildPids(): number[] {
+  const pids: number[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return pids;
+  }
+  for (const tid of tids) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/self/task/${tid}/children`, 'latin1');
+    } catch {
+      continue; // the thread ended between readdir and read
+    }
+    for (const field of text.split(' ')) {
+      const pid = Number.parseInt(field, 10);
+      if (pid > 0) pids.push(pid);
+    }
+  }
+  return pids;
+}
+
+/** The one-letter state of a process (R, S, Z, …) from /proc/<pid>/stat, or undefined if it is gone. */
+export function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // comm is in parentheses and may contain spaces or ')'; the state follows the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) || undefined;
+  } catch {
+    return undefined;
+  }
+}

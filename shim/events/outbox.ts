@@ -1,0 +1,116 @@
+/**
+ * An ordered, bounded outbox for task events. The reference publisher re-queues a failed event behind newer
+ * ones and drops it after ~15 s of retries, so containerd can see /tasks/exit before /tasks/start, or never
+ * (containerd issues #6771, #6860). Here the head of the queue stays the head until it is delivered: retries
+ * back off (100 ms doubling to 5 s, with jitter) forever, and nothing is reordered.
+ *
+ * Bound: `capacity` events (default 16384; a container produces a handful). Past it the oldest event that is
+ * not critical (exit, delete) is dropped with an error log; if all are critical the oldest is dropped. A
+ * dropped event is the only way an event is lost, and it is always logged.
+ */
+import type { Logger } from 'pino';
+import { sleep } from '../sync.js';
+
+export interface OutboxOptions<T> {
+  readonly send: (item: T) => Promise<void>;
+  readonly describe: (item: T) => string;
+  readonly isCritical: (item: T) => boolean;
+  readonly logger: Logger;
+  readonly capacity?: number;
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+}
+
+export class OrderedOutbox<T> {
+  private readonly queue: T[] = [];
+  private running = false;
+  private closed = false;
+  private readonly stop = new AbortController();
+  private idleWaiters: Array<() => void> = [];
+  private delivered = 0;
+  private dropped = 0;
+  private failures = 0;
+
+  constructor(private readonly opts: OutboxOptions<T>) {}
+
+  get size(): number {
+    return this.queue.length;
+  }
+
+  get stats(): { delivered: number; dropped: number; queued: number; failures: number } {
+    return { delivered: this.delivered, dropped: this.dropped, queued: this.queue.length, failures: this.failures };
+  }
+
+  /** Enqueue; never throws, never waits. */
+  push(item: T): void {
+    if (this.closed) {
+      this.opts.logger.error({ event: this.opts.describe(item) }, 'event produced after the outbox closed, dropped');
+      this.dropped++;
+      return;
+    }
+    const capacity = this.opts.capacity ?? 16384;
+    if (this.queue.length >= capacity) this.evictOne();
+    this.queue.push(item);
+    if (!this.running) void this.pump();
+  }
+
+  private evictOne(): void {
+    // Never evict the head while it may be in flight (index 0); prefer the oldest non-critical event.
+    let idx = this.queue.findIndex((e, i) => i > 0 && !this.opts.isCritical(e));
+    if (idx < 0) idx = this.queue.length > 1 ? 1 : 0;
+    const [victim] = this.queue.splice(idx, 1);
+    this.dropped++;
+    if (victim !== undefined) {
+      this.opts.logger.error({ event: this.opts.describe(victim) }, 'event outbox full, oldest event dropped');
+    }
+  }
+
+  private async pump(): Promise<void> {
+    this.running = true;
+    let backoff = this.opts.initialBackoffMs ?? 100;
+    const maxBackoff = this.opts.maxBackoffMs ?? 5000;
+    while (this.queue.length > 0 && !this.stop.signal.aborted) {
+      const head = this.queue[0] as T;
+      try {
+        await this.opts.send(head);
+        if (this.queue[0] === head) this.queue.shift();
+        this.delivered++;
+        backoff = this.opts.initialBackoffMs ?? 100;
+      } catch (err) {
+        this.failures++;
+        this.opts.logger.warn(
+          { err, event: this.opts.describe(head), queued: this.queue.length, retryInMs: backoff },
+          'publishing event failed, will retry',
+        );
+        await sleep(backoff * (0.75 + Math.random() * 0.5), this.stop.signal);
+        backoff = Math.min(maxBackoff, backoff * 2);
+      }
+    }
+    this.running = false;
+    if (this.queue.length === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Waits until everything queued so far is delivered, or the timeout passes; then stops retrying. */
+  async drain(timeoutMs: number): Promise<{ undelivered: number }> {
+    if (this.queue.length > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    this.closed = true;
+    this.stop.abort();
+    const undelivered = this.queue.length;
+    for (const item of this.queue) {
+      this.opts.logger.error({ event: this.opts.describe(item) }, 'event not delivered before shutdown');
+    }
+    return { undelivered };
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * pino loggers. The daemon writes to the bundle's `log` FIFO, which containerd holds open O_RDWR and copies
+ * to its own stderr. The fd is non-blocking and the buffer bounded: when containerd stops reading, log lines
+ * are dropped (and counted) rather than blocking the event loop or growing memory.
+ */
+import { constants, openSync } from 'node:fs';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { RUNTIME_NAME } from './version.js';
+
+const MAX_BUFFERED_LOG_BYTES = 1024 * 1024;
+
+function openLogFifo(bundle: string): number | undefined {
+  const path = join(bundle, 'log');
+  // Opening a FIFO O_NONBLOCK never waits; ENXIO means no reader (containerd gone), then fall back.
+  for (const flags of [constants.O_WRONLY | constants.O_NONBLOCK, constants.O_RDWR | constants.O_NONBLOCK]) {
+    try {
+      return openSync(path, flags); // libuv opens with O_CLOEXEC
+    } catch {
+      /* try the next way */
+    }
+  }
+  return undefined;
+}
+
+export function createDaemonLogger(opts: { bundle: string; namespace: string; id: string; debug: boolean }): Logger {
+  const fd = openLogFifo(opts.bundle) ?? 2;
+  let dropped = 0;
+  const dest = pino.destination({ fd, sync: false, maxLength: MAX_BUFFERED_LOG_BYTES, minLength: 0 });
+  dest.on('drop', () => {
+    dropped++;
+  });
+  dest.on('error', () => undefined);
+  const log = pino(
+    {
+      level: opts.debug ? 'debug' : 'info',
+      base: { runtime: RUNTIME_NAME, namespace: opts.namespace, shim_pid: process.pid, shim_id: opts.id },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    dest,
+  );
+  const timer = setInterval(() => {
+    if (dropped > 0) {
+      log.warn({ dropped }, 'log lines dropped: containerd is not reading the shim log');
+      dropped = 0;
+    }
+  }, 10_000);
+  timer.unref();
+  return log;
+}
+
+/** For `start`/`delete`: stdout is the answer to containerd, so logs go to stderr (delete) or nowhere. */
+export function createStderrLogger(debug: boolean, silent = false): Logger {
+  return pino(
+    { level: silent ? 'silent' : debug ? 'debug' : 'warn', base: { runtime: RUNTIME_NAME }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ fd: 2, sync: true }),
+  );
+}
+
+/** Writes what is buffered; called before process.exit. */
+export function flushLogger(log: Logger): void {
+  try {
+    log.flush();
+  } catch {
+    /* best effort */
+  }
+}

@@ -1,0 +1,72 @@
+/** Entry point of containerd-shim-ts-v2: parse the Go-style command line and run one action. */
+import { FlagError, USAGE, parseFlags, type ShimFlags } from './flags.js';
+import { RUNTIME_NAME, SHIM_REVISION, SHIM_VERSION } from './version.js';
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`${RUNTIME_NAME}: ${message}\n`);
+  process.exit(code);
+}
+
+async function readAllStdin(): Promise<Buffer> {
+  if (process.stdin.isTTY) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function writeStdout(data: string | Uint8Array): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(data, () => resolve()));
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  let flags: ShimFlags;
+  try {
+    flags = parseFlags(argv);
+  } catch (err) {
+    if (err instanceof FlagError) {
+      process.stderr.write(`${err.message}\n${USAGE}`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (flags.version) {
+    await writeStdout(`${process.argv[1] ?? 'containerd-shim-ts-v2'}:\n  Version:  ${SHIM_VERSION}\n  Revision: ${SHIM_REVISION}\n  Node version: ${process.version}\n\n`);
+    process.exit(0);
+  }
+  if (flags.info) {
+    const { runInfo } = await import('./info.js');
+    await writeStdout(await runInfo(await readAllStdin()));
+    process.exit(0);
+  }
+  if (!flags.namespace) fail('shim namespace cannot be empty', 1);
+
+  switch (flags.action) {
+    case 'start': {
+      const { runStart } = await import('./start.js');
+      const { address } = await runStart(flags);
+      await writeStdout(address);
+      process.exit(0);
+    }
+    // falls through (unreachable: process.exit)
+    case 'delete': {
+      const { runDelete } = await import('./delete.js');
+      const { Reaper } = await import('../reaper/reaper.js');
+      const { createStderrLogger } = await import('./log.js');
+      const log = createStderrLogger(flags.debug);
+      const reaper = Reaper.start({ logger: log });
+      const out = await runDelete(flags, reaper, log);
+      await writeStdout(out);
+      process.exit(0);
+    }
+    // falls through (unreachable: process.exit)
+    case 'serve': {
+      const { runServe } = await import('./serve.js');
+      await runServe(flags);
+      return;
+    }
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  fail(err instanceof Error ? err.message : String(err), 1);
+});

@@ -1,0 +1,96 @@
+/**
+ * cgroup v1 OOM notifications (containerd pkg/oom/v1): an eventfd registered through `cgroup.event_control`
+ * against `memory.oom_control`. The kernel increments the eventfd counter once per OOM notification, and once
+ * more when the cgroup is removed — that last one is not an OOM, so a wakeup whose cgroup is gone stops the
+ * watcher instead of reporting.
+ */
+import { open, writeFile, access } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { closeFd, createEventfd, pollReadable, readEventfd, type Readiness } from './cgroup-sys.js';
+
+/**
+ * Arms the watcher on the memory cgroup directory `dir`; `onOom` runs once per kernel notification.
+ * Rejects when registration fails (no memory controller, cgroup gone). Returns an idempotent stop function.
+ */
+export async function watchOomV1(dir: string, onOom: () => void, logger: Logger): Promise<() => void> {
+  const efd = createEventfd();
+  let readiness: Readiness | undefined;
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    readiness?.close();
+    // Closing the eventfd also unregisters the kernel-side event (the memcg listener sees EPOLLHUP).
+    closeFd(efd);
+  };
+  try {
+    const control = await open(join(dir, 'memory.oom_control'), 'r');
+    try {
+      await writeFile(join(dir, 'cgroup.event_control'), `${efd} ${control.fd}`);
+    } finally {
+      await control.close();
+    }
+  } catch (err) {
+    stop();
+    throw err;
+  }
+
+  let checking = false;
+  let pending = 0n;
+  const deliver = async () => {
+    // One existence check at a time; notifications arriving meanwhile are added to `pending`.
+    if (checking) return;
+    checking = true;
+    try {
+      while (pending > 0n && !stopped) {
+        const count = pending;
+        pending = 0n;
+        if (!(await exists(join(dir, 'memory.oom_control')))) {
+          logger.debug({ cgroup: dir }, 'memory cgroup removed; OOM watcher stopped');
+          stop();
+          return;
+        }
+        for (let i = 0n; i < count && !stopped; i++) notify(onOom, dir, logger);
+      }
+    } finally {
+      checking = false;
+    }
+  };
+
+  readiness = pollReadable(efd, (status) => {
+    if (stopped) return;
+    if (status < 0) {
+      logger.warn({ cgroup: dir, status }, 'OOM eventfd poll failed; watcher stopped');
+      stop();
+      return;
+    }
+    try {
+      pending += readEventfd(efd);
+    } catch (err) {
+      logger.warn({ cgroup: dir, err }, 'OOM eventfd read failed; watcher stopped');
+      stop();
+      return;
+    }
+    deliver().catch((err: unknown) => logger.error({ cgroup: dir, err }, 'OOM delivery failed'));
+  });
+  return stop;
+}
+
+/** A throwing listener must not kill the watcher. */
+export function notify(onOom: () => void, cgroup: string, logger: Logger): void {
+  try {
+    onOom();
+  } catch (err) {
+    logger.error({ cgroup, err }, 'OOM listener threw');
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * Drives the OCI runtime binary (runc, or crun through Options.binary_name) with the reference's exact
+ * command lines (shim-v2-protocol.md §6). Argument building is pure; running goes through the reaper so
+ * that runc's exit status is never stolen by the subreaper's catch-all collection.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Exit, Reaper, SpawnOptions } from '../../reaper/reaper.js';
+import { RuntimeCommandError, classifyKillError, lastRuntimeError, runtimeError } from './runtime-error.js';
+
+export const DEFAULT_RUNC_ROOT = '/run/containerd/runc';
+const MAX_CAPTURE = 1024 * 1024;
+
+export interface RuncConfig {
+  /** Executable: Options.binary_name or "runc". */
+  readonly binary: string;
+  /** --root: <Options.root or /run/containerd/runc>/<namespace>. */
+  readonly root: string;
+  /** --log: <bundle>/log.json. */
+  readonly logPath: string;
+  readonly systemdCgroup: boolean;
+  readonly criuPath?: string;
+}
+
+export interface CreateArgs {
+  readonly bundle: string;
+  readonly pidFile: string;
+  readonly consoleSocket?: string;
+  readonly noPivot?: boolean;
+  readonly noNewKeyring?: boolean;
+}
+
+export interface ExecArgs {
+  readonly processSpecPath: string;
+  readonly pidFile: string;
+  readonly consoleSocket?: string;
+}
+
+export interface RestoreArgs extends CreateArgs {
+  readonly imagePath: string;
+  readonly workPath: string;
+  readonly parentPath?: string;
+}
+
+export interface CheckpointArgs {
+  readonly imagePath: string;
+  readonly workPath: string;
+  readonly leaveRunning: boolean;
+  readonly openTcp?: boolean;
+  readonly externalUnixSockets?: boolean;
+  readonly terminal?: boolean;
+  readonly fileLocks?: boolean;
+  readonly emptyNamespaces?: readonly string[];
+}
+
+/** How the runtime's own stdio is wired: fds (the container's pipes) and a hook run right after spawn. */
+export interface RuntimeIo {
+  readonly stdio: Array<'ignore' | 'pipe' | number>;
+  readonly afterSpawn?: () => void;
+}
+
+/** Pure: the global flags in the reference's order. */
+export function globalArgs(cfg: RuncConfig): string[] {
+  const args = ['--root', cfg.root, '--log', cfg.logPath, '--log-format', 'json'];
+  if (cfg.criuPath) args.push('--criu', cfg.criuPath);
+  if (cfg.systemdCgroup) args.push('--systemd-cgroup');
+  return args;
+}
+
+export function createArgs(id: string, a: CreateArgs): string[] {
+  const args = ['create', '--bundle', a.bundle, '--pid-file', a.pidFile];
+  if (a.consoleSocket) args.push('--console-socket', a.consoleSocket);
+  if (a.noPivot) args.push('--no-pivot');
+  if (a.noNewKeyring) args.push('--no-new-keyring');
+  args.push(id);
+  return args;
+}
+
+export function restoreArgs(id: string, a: RestoreArgs): string[] {
+  const args = ['restore', '--image-path', a.imagePath, '--work-path', a.workPath];
+  if (a.parentPath) args.push('--parent-path', a.parentPath);
+  args.push('--detach', '--pid-file', a.pidFile);
+  if (a.consoleSocket) args.push('--console-socket', a.consoleSocket);
+  if (a.noPivot) args.push('--no-pivot');
+  args.push('-no-subreaper', '--bundle', a.bundle, id);
+  return args;
+}
+
+export function execArgs(id: string, a: ExecArgs): string[] {
+  const args = ['exec', '--process', a.processSpecPath];
+  if (a.consoleSocket) args.push('--console-socket', a.consoleSocket);
+  args.push('--detach', '--pid-file', a.pidFile, id);
+  return args;
+}
+
+export function checkpointArgs(id: string, a: CheckpointArgs): string[] {
+  const args = ['checkpoint', '--image-path', a.imagePath, '--work-path', a.workPath];
+  if (a.openTcp) args.push('--tcp-established');
+  if (a.externalUnixSockets) args.push('--ext-unix-sk');
+  if (a.terminal) args.push('--shell-job');
+  if (a.fileLocks) args.push('--file-locks');
+  for (const ns of a.emptyNamespaces ?? []) args.push('--empty-ns', ns);
+  if (a.leaveRunning) args.push('--leave-running');
+  args.push(id);
+  return args;
+}
+
+export function killArgs(id: string, signal: number, all: boolean): string[] {
+  return all ? ['kill', '--all', id, String(signal)] : ['kill', id, String(signal)];
+}
+
+function collect(stream: Readable | null, into: Buffer[]): void {
+  if (!stream) return;
+  let total = 0;
+  stream.on('data', (chunk: Buffer) => {
+    if (total < MAX_CAPTURE) into.push(chunk);
+    total += chunk.length;
+  });
+  stream.on('error', () => undefined);
+}
+
+export class Runc {
+  constructor(
+    readonly cfg: RuncConfig,
+    private readonly reaper: Reaper,
+    private readonly log: Logger,
+  ) {}
+
+  /** Runs one invocation; resolves with its stdout, rejects with a RuntimeCommandError on failure. */
+  async run(
+    args: readonly string[],
+    opts: { io?: RuntimeIo; input?: string | Uint8Array; signal?: AbortSignal; cwd?: string } = {},
+  ): Promise<Buffer> {
+    const full = [...globalArgs(this.cfg), ...args];
+    this.log.debug({ argv: [this.cfg.binary, ...full] }, 'runtime invocation');
+    const stdio = opts.io?.stdio ?? [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'];
+    const spawnOpts: SpawnOptions = {
+      stdio,
+      env: runtimeEnv(process.env),
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    };
+    const child = this.reaper.spawn(this.cfg.binary, full, spawnOpts);
+    opts.io?.afterSpawn?.();
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    collect(child.stdout, out);
+    collect(child.stderr, err);
+    let exit: Exit;
+    exit = await child.exited;
+    const stdout = Buffer.concat(out);
+    if (exit.status !== 0) {
+      const combined = Buffer.concat([stdout, ...err]).toString('utf8').trim();
+      const captured = stdio[1] === 'pipe' || stdio[2] === 'pipe';
+      const message = captured && combined
+        ? `${this.cfg.binary} did not terminate successfully: exit status ${exit.status}: ${combined}`
+        : `${this.cfg.binary} did not terminate successfully: exit status ${exit.status}`;
+      throw new RuntimeCommandError(message, exit.status, combined);
+    }
+    return stdout;
+  }
+
+  async create(id: string, a: CreateArgs, io: RuntimeIo, signal?: AbortSignal): Promise<void> {
+    try {
+      await this.run(createArgs(id, a), { io, ...(signal ? { signal } : {}) });
+    } catch (err) {
+      throw await runtimeError('OCI runtime create failed', err, this.cfg.logPath);
+    }
+  }
+
+  async restore(id: string, a: RestoreArgs, io: RuntimeIo): Promise<void> {
+    try {
+      await this.run(restoreArgs(id, a), { io });
+    } catch (err) {
+      throw await runtimeError('OCI runtime restore failed', err, this.cfg.logPath);
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    try {
+      await this.run(['start', id]);
+    } catch (err) {
+      throw await runtimeError('OCI runtime start failed', err, this.cfg.logPath);
+    }
+  }
+
+  /** `runc exec --detach` with the process spec in a private temp file (removed after runc returns). */
+  async exec(id: string, processSpec: unknown, pidFile: string, consoleSocket: string | undefined, io: RuntimeIo): Promise<void> {
+    const dir = await mkdtemp(join(process.env.XDG_RUNTIME_DIR || tmpdir(), 'runc-process'));
+    const specPath = join(dir, 'process.json');
+    try {
+      await writeFile(specPath, JSON.stringify(processSpec), { mode: 0o600 });
+      await this.run(execArgs(id, { processSpecPath: specPath, pidFile, ...(consoleSocket ? { consoleSocket } : {}) }), { io });
+    } catch (err) {
+      throw await runtimeError('OCI runtime exec failed', err, this.cfg.logPath);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async kill(id: string, signal: number, all: boolean): Promise<void> {
+    try {
+      await this.run(killArgs(id, signal, all));
+    } catch (err) {
+      throw classifyKillError(err, await lastRuntimeError(this.cfg.logPath));
+    }
+  }
+
+  /** `runc delete [--force]`; "does not exist" is success (normal after checkpoint --exit or a dead shim). */
+  async delete(id: string, force: boolean): Promise<void> {
+    try {
+      await this.run(force ? ['delete', '--force', id] : ['delete', id]);
+    } catch (err) {
+      const logged = await lastRuntimeError(this.cfg.logPath);
+      const text = `${err instanceof Error ? err.message : ''} ${logged ?? ''}`;
+      if (text.includes('does not exist') || text.includes('not exist')) return;
+      throw await runtimeError('failed to delete task', err, this.cfg.logPath);
+    }
+  }
+
+  async pause(id: string): Promise<void> {
+    try {
+      await this.run(['pause', id]);
+    } catch (err) {
+      throw await runtimeError('OCI runtime pause failed', err, this.cfg.logPath);
+    }
+  }
+
+  async resume(id: string): Promise<void> {
+    try {
+      await this.run(['resume', id]);
+    } catch (err) {
+      throw await runtimeError('OCI runtime resume failed', err, this.cfg.logPath);
+    }
+  }
+
+  async ps(id: string): Promise<number[]> {
+    let out: Buffer;
+    try {
+      out = await this.run(['ps', '--format', 'json', id]);
+    } catch (err) {
+      throw await runtimeError('failed to list processes', err, this.cfg.logPath);
+    }
+    const parsed: unknown = JSON.parse(out.toString('utf8') || '[]');
+    return Array.isArray(parsed) ? parsed.filter((p): p is number => typeof p === 'number') : [];
+  }
+
+  async update(id: string, resourcesJson: string): Promise<void> {
+    try {
+      await this.run(['update', '--resources', '-', id], { input: resourcesJson });
+    } catch (err) {
+      throw await runtimeError('OCI runtime update failed', err, this.cfg.logPath);
+    }
+  }
+
+  async checkpoint(id: string, a: CheckpointArgs): Promise<void> {
+    await this.run(checkpointArgs(id, a));
+  }
+}
+
+/** runc gets the shim's environment minus NOTIFY_SOCKET (as go-runc). */
+export function runtimeEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  delete out.NOTIFY_SOCKET;
+  return out;
+}

@@ -1,0 +1,72 @@
+/**
+ * The shim daemon: subreaper, Task API over ttrpc on the socket `start` handed us (fd 3, or -socket), events
+ * to containerd. Lives while it serves a container; exits after Shutdown finds none, or on SIGTERM/SIGINT.
+ */
+import { readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { TtrpcServer } from '../protocol/ttrpc/server.js';
+import { Reaper } from '../reaper/reaper.js';
+import { EventPublisher } from './events/publisher.js';
+import type { ShimFlags } from './flags.js';
+import { createDaemonLogger, flushLogger } from './log.js';
+import { socketPath } from './platform/socket-address.js';
+import { TaskService } from './task/service.js';
+import { registerTaskService } from './task/task-api.js';
+import { SHIM_REVISION, SHIM_VERSION } from './version.js';
+
+const PUBLISHER_DRAIN_MS = 5000;
+
+export async function runServe(flags: ShimFlags): Promise<void> {
+  const bundle = process.cwd();
+  const log = createDaemonLogger({ bundle, namespace: flags.namespace, id: flags.id, debug: flags.debug });
+  // The address file is written by `start` before we are spawned; read it now, our cwd may be deleted later.
+  const address = flags.socket ? `unix://${flags.socket}` : (await readFile(join(bundle, 'address'), 'utf8').catch(() => '')).trim();
+  const reaper = Reaper.start({ logger: log });
+  const ttrpcAddress = process.env.TTRPC_ADDRESS || `${flags.address}.ttrpc`;
+  const publisher = new EventPublisher(ttrpcAddress, flags.namespace, log);
+  const server = new TtrpcServer({ logger: log });
+
+  let exiting = false;
+  const exit = async (reason: string, code: number): Promise<void> => {
+    if (exiting) return;
+    exiting = true;
+    log.info({ reason }, 'shim shutting down');
+    server.close();
+    const { undelivered } = await publisher.close(PUBLISHER_DRAIN_MS);
+    await server.shutdown({ signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+    const path = socketPath(address);
+    if (path) await unlink(path).catch(() => undefined);
+    reaper.stop();
+    log.info({ undelivered }, 'shim exited');
+    flushLogger(log);
+    process.exit(undelivered > 0 && code === 0 ? 1 : code);
+  };
+
+  const service = new TaskService({
+    namespace: flags.namespace,
+    reaper,
+    events: publisher,
+    log,
+    // Answer the Shutdown call first, then go.
+    onShutdown: () => setImmediate(() => void exit('shutdown requested with no container left', 0)),
+  });
+  registerTaskService(server, service);
+
+  process.on('SIGHUP', () => log.info('SIGHUP ignored'));
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(sig, () => void exit(`${sig} received`, 0));
+  }
+  process.on('uncaughtException', (err) => {
+    // Losing the shim loses nothing on disk, but it would orphan containers: log loudly and keep serving.
+    log.error({ err }, 'uncaught exception');
+  });
+  process.on('unhandledRejection', (err) => {
+    log.error({ err }, 'unhandled rejection');
+  });
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
+
+  await server.listen(flags.socket ? { path: flags.socket } : { fd: 3 });
+  log.info({ version: SHIM_VERSION, revision: SHIM_REVISION, address, ttrpc_address: ttrpcAddress }, 'shim started');
+}

@@ -1,0 +1,158 @@
+/**
+ * `containerd-shim-ts-v2 start`: run by containerd with cwd = bundle and stdout+stderr captured together as
+ * the answer. Creates (or reuses) the group's listening socket, hands it to a detached daemon of ourselves as
+ * fd 3, records the address in the bundle, and prints only the address.
+ */
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, readFile, rename, unlink, writeFile, open } from 'node:fs/promises';
+import { createConnection, createServer, type Server } from 'node:net';
+import { dirname, join } from 'node:path';
+import type { ShimFlags } from './flags.js';
+import { groupKey, readBundleSpec } from './platform/bundle.js';
+import { socketAddress, socketPath } from './platform/socket-address.js';
+import { decodeRuntimeOptions } from './runtime/options.js';
+import { joinCgroup } from './platform/cgroup-join.js';
+
+export interface StartResult {
+  readonly address: string;
+}
+
+function canConnect(path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = createConnection({ path });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve(false);
+    }, timeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+function listenUnix(path: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen({ path, backlog: 128 }, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+type Listen = { kind: 'new'; server: Server } | { kind: 'reuse' };
+
+/** Listen on the group's socket, or find the live shim already serving it; a stale file is replaced. */
+async function listenOrReuse(path: string): Promise<Listen> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  try {
+    return { kind: 'new', server: await listenUnix(path) };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+  }
+  if (await canConnect(path, 100)) return { kind: 'reuse' };
+  await unlink(path).catch(() => undefined);
+  return { kind: 'new', server: await listenUnix(path) };
+}
+
+/** Atomic write of the address file, as the reference: temp file, then rename. */
+export async function writeAddressFile(bundle: string, address: string): Promise<void> {
+  const tmp = join(bundle, '.address');
+  await unlink(tmp).catch(() => undefined);
+  const fh = await open(tmp, 'wx', 0o666);
+  try {
+    await fh.writeFile(address);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, join(bundle, 'address'));
+}
+
+async function readStdin(): Promise<Buffer> {
+  if (process.stdin.isTTY) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Daemon OOM score = containerd's + 1 (clamped), so the kernel prefers killing the shim over containerd. */
+async function adjustOomScore(daemonPid: number): Promise<void> {
+  try {
+    const parent = parseInt(await readFile(`/proc/${process.ppid}/oom_score_adj`, 'utf8'), 10);
+    const score = Math.max(-1000, Math.min(1000, (Number.isFinite(parent) ? parent : 0) + 1));
+    await writeFile(`/proc/${daemonPid}/oom_score_adj`, String(score));
+  } catch (err) {
+    // The reference ignores permission errors (rootless, user namespaces).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw err;
+  }
+}
+
+/** Environment for the daemon: ours, minus what slows Node's start (NODE_EXTRA_CA_CERTS) or alters it. */
+export function daemonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  delete out.NODE_EXTRA_CA_CERTS;
+  delete out.NODE_OPTIONS;
+  return out;
+}
+
+export async function runStart(flags: ShimFlags): Promise<StartResult> {
+  const bundle = process.cwd();
+  const spec = await readBundleSpec(bundle);
+  const group = groupKey(flags.id, spec.annotations, process.env);
+  const address = socketAddress(flags.address, flags.namespace, group);
+  const path = socketPath(address)!;
+
+  const listened = await listenOrReuse(path);
+  if (listened.kind === 'reuse') {
+    await writeAddressFile(bundle, address);
+    return { address };
+  }
+  const server = listened.server;
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  let daemonPid: number | undefined;
+  try {
+    await chmod(path, 0o600);
+    await writeAddressFile(bundle, address);
+    const script = process.argv[1]!;
+    const args = [...process.execArgv, script, '-namespace', flags.namespace, '-id', flags.id, '-address', flags.address];
+    if (flags.debug) args.push('-debug');
+    // detached: own session and process group, so containerd's signals to `start`'s group never reach it;
+    // stdio not inherited: containerd waits for EOF on the pipe it gave `start`.
+    const child = spawn(process.execPath, args, {
+      cwd: bundle,
+      detached: true,
+      stdio: ['ignore', 'ignore', 'ignore', fd],
+      env: daemonEnv(process.env),
+    });
+    daemonPid = child.pid;
+    if (daemonPid === undefined) throw new Error('failed to start shim daemon');
+    child.unref();
+
+    const optionsAny = await readStdin();
+    const options = decodeRuntimeOptions(optionsAny);
+    if (options.shimCgroup) await joinCgroup(daemonPid, options.shimCgroup);
+    await adjustOomScore(daemonPid);
+    return { address };
+  } catch (err) {
+    if (daemonPid !== undefined) {
+      try {
+        process.kill(daemonPid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    await unlink(path).catch(() => undefined);
+    throw err;
+  }
+  // The listening handle is deliberately not closed: libuv unlinks a unix socket path when its server
+  // closes. The process exits right after printing, and the daemon owns the socket from here on.
+}
