@@ -15,6 +15,8 @@ export interface Copy {
   readonly done: Promise<void>;
   /** Stops at once, dropping what is in flight (used by close() after a bounded drain). */
   stop(): void;
+  /** Stops reading and ends the destination gracefully (what was written is flushed). */
+  end(): void;
 }
 
 export interface CopyOptions {
@@ -71,6 +73,10 @@ export function startCopy(src: Readable, dst: Writable, opts: CopyOptions): Copy
   if (isEnded(src)) onSourceEnd();
   return {
     done,
+    end() {
+      src.unpipe(dst);
+      onSourceEnd();
+    },
     stop() {
       src.unpipe(dst);
       src.destroy();

@@ -17,7 +17,7 @@ const GO_ZERO_SECONDS = -62135596800;
 export const ZERO_TIME: Readonly<Timestamp> = Object.freeze({ seconds: GO_ZERO_SECONDS, nanos: 0 });
 
 /**
- * A Timestamp for a Date or for epoch milliseconds (fractions of a millisecond are kept as nanos);
+ * A Timestamp for a Date or for epoch milliseconds (fractions of a millisecond kept to the microsecond);
  * `undefined` gives the zero time (a fresh object, safe to mutate).
  */
 export function toTimestamp(d: Date | number | undefined): Timestamp {
@@ -26,7 +26,8 @@ export function toTimestamp(d: Date | number | undefined): Timestamp {
   if (!Number.isFinite(ms)) throw invalidArgument(`cannot convert ${String(d)} to a timestamp`);
   // floor, not trunc: nanos are always 0..999999999, also before 1970 (Go's normalisation).
   let seconds = Math.floor(ms / 1000);
-  let nanos = Math.round((ms - seconds * 1000) * 1e6);
+  // Microsecond resolution: a double holding epoch ms today is only exact to ~0.25 µs.
+  let nanos = Math.round((ms - seconds * 1000) * 1e3) * 1e3;
   if (nanos >= 1e9) {
     seconds += 1;
     nanos -= 1e9;

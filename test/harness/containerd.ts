@@ -526,6 +526,34 @@ class ContainerdInstance implements Containerd {
   }
 }
 
+export interface TaskInfo {
+  id: string;
+  pid: number;
+  /** RUNNING, STOPPED, CREATED, PAUSED, ... as printed by `ctr task ls`. */
+  status: string;
+}
+
+/** `ctr task ls`, parsed. */
+export async function listTasks(cd: Containerd, namespace?: string): Promise<TaskInfo[]> {
+  const r = await cd.ctr(['tasks', 'ls'], { namespace });
+  return r.stdout
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 3 && f[0])
+    .map(([id = '', pid = '', status = '']) => ({ id, pid: Number(pid), status }));
+}
+
+/** Polls `ctr task ls` until task `id` has `status`; returns it. */
+export function waitTaskStatus(cd: Containerd, id: string, status: string, timeoutMs = 20_000, namespace?: string): Promise<TaskInfo> {
+  return waitFor(
+    async () => (await listTasks(cd, namespace)).find((t) => t.id === id && t.status === status),
+    timeoutMs,
+    `task ${id} to be ${status}`,
+    100,
+  );
+}
+
 /** Starts a private containerd and waits until it answers. Always pair with `stop()` (e.g. in `after`). */
 export async function startContainerd(opts: StartOptions = {}): Promise<Containerd> {
   const version = opts.version ?? '1.6';

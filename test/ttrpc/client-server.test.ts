@@ -258,12 +258,12 @@ test('a server going away rejects pending calls with ttrpc: closed and fires onC
   const client = await TtrpcClient.connect(srv.path);
   let fired = 0;
   client.onClose(() => fired++);
-  const pending = [client.call(SVC, 'Wait', new Uint8Array(0)), client.call(SVC, 'Wait', new Uint8Array(0))];
+  const pending = Promise.allSettled([client.call(SVC, 'Wait', new Uint8Array(0)), client.call(SVC, 'Wait', new Uint8Array(0))]);
   await sleep(50);
   const ac = new AbortController();
   ac.abort();
   await srv.server.shutdown({ signal: ac.signal });
-  for (const r of await Promise.allSettled(pending)) {
+  for (const r of await pending) {
     assert.equal(r.status, 'rejected');
     isShimError(r.status === 'rejected' ? r.reason : undefined, 'Unavailable', undefined, 'ttrpc: closed');
   }

@@ -1,0 +1,357 @@
+/**
+ * The stdio of one container process (init or exec), as the shim uses it:
+ *   createProcessIO → spawn the runtime with `runtime` → afterSpawn() → runtime returned → start(signal)
+ *   … resize / closeStdin … processExited() → drained(2000) → close().
+ * Modes (see uri.ts): null, pipes (client FIFOs or files), binary logger, console (pty via console socket).
+ */
+import { stat } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import { ShimError, kindOf } from '../protocol/errdefs.js';
+import { BinaryLogger, childProcessSpawner, type SpawnLogger } from './binary-logger.js';
+import { Console } from './console.js';
+import { ConsoleSocket } from './console-socket.js';
+import { SharedFile, startCopy, type Copy } from './copy.js';
+import { openFifoReader, openFifoWriter, type FifoReader } from './fifo.js';
+import { PipeSet, type ChildStdio } from './pipes.js';
+import * as sys from './sys.js';
+import { parseStdio, type OutputTarget, type StdioPlan } from './uri.js';
+
+export interface StdioConfig {
+  readonly stdin: string;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly terminal: boolean;
+}
+
+export interface ProcessIOOptions {
+  /** Container id for init, exec id for execs: CONTAINER_ID for binary loggers. */
+  readonly id: string;
+  readonly namespace: string;
+  /** Owner of the container ends of the stdio pipes (runc Options io_uid/io_gid). */
+  readonly uid: number;
+  readonly gid: number;
+  readonly logger: Logger;
+  /** Bound for waiting on client FIFO readers, the pty master and logger readiness (default 30000). */
+  readonly openTimeoutMs?: number;
+  /** How binary loggers are spawned (the shim passes its reaper's spawn); default: child_process. */
+  readonly spawnLogger?: SpawnLogger;
+}
+
+export interface RuntimeStdio {
+  /** The runtime's fds 0, 1, 2 ('pipe' = capture the runtime's own output for error text). */
+  readonly stdio: ChildStdio[];
+  readonly consoleSocket?: string;
+}
+
+export interface ProcessIO {
+  readonly runtime: RuntimeStdio;
+  /** The runtime was spawned: close our copies of the child ends. */
+  afterSpawn(): void;
+  /** The runtime returned successfully: receive the pty master / open client FIFOs (bounded) and copy. */
+  start(signal: AbortSignal): Promise<void>;
+  /** Terminal size; no-op without a console. */
+  resize(width: number, height: number): void;
+  /** CloseIO: drop the shim's own stdin writer. Idempotent. */
+  closeStdin(): void;
+  /** The process exited: a console drains, then ends its output. */
+  processExited(): void;
+  /** true once all output was copied; false if `timeoutMs` passed first. */
+  drained(timeoutMs: number): Promise<boolean>;
+  /** Releases everything (Delete, failed Create). Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function createProcessIO(cfg: StdioConfig, opts: ProcessIOOptions): Promise<ProcessIO> {
+  const plan = parseStdio(cfg);
+  const timeoutMs = opts.openTimeoutMs ?? 30_000;
+  switch (plan.mode) {
+    case 'null':
+      return new NullIO();
+    case 'pipes':
+      return PipesIO.create(plan, opts);
+    case 'binary': {
+      const logger = await BinaryLogger.start(plan.logger, loggerOptions(opts, timeoutMs));
+      return new BinaryIO(logger, opts);
+    }
+    case 'console':
+      return ConsoleIO.create(plan, opts, timeoutMs);
+  }
+}
+
+const loggerOptions = (opts: ProcessIOOptions, timeoutMs: number) => ({
+  id: opts.id,
+  namespace: opts.namespace,
+  logger: opts.logger,
+  spawnLogger: opts.spawnLogger ?? childProcessSpawner(),
+  readyTimeoutMs: timeoutMs,
+});
+
+const withTimeout = (signal: AbortSignal, ms: number): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(ms)]);
+
+/** Bookkeeping shared by the modes: output copies to wait for and undo steps for close(). */
+abstract class BaseIO implements ProcessIO {
+  abstract readonly runtime: RuntimeStdio;
+  protected readonly outputs: Copy[] = [];
+  protected readonly others: Copy[] = [];
+  protected readonly undo: Array<() => void | Promise<void>> = [];
+  protected stdinClosed = false;
+  protected stdinReader: FifoReader | undefined;
+  #closing: Promise<void> | undefined;
+
+  afterSpawn(): void {}
+  async start(_signal: AbortSignal): Promise<void> {}
+  resize(_width: number, _height: number): void {}
+  processExited(): void {}
+
+  closeStdin(): void {
+    this.stdinClosed = true;
+    this.stdinReader?.closeWriter();
+  }
+
+  async drained(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
+    try {
+      return await Promise.race([Promise.all(this.outputs.map((c) => c.done)).then(() => true), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.stdinReader?.closeWriter();
+      for (const c of [...this.others, ...this.outputs]) c.stop();
+      for (const fn of this.undo.splice(0).reverse()) {
+        try {
+          await fn();
+        } catch {
+          // best effort: close() must release everything it can
+        }
+      }
+    })();
+    return this.#closing;
+  }
+
+  /** Opens the stdin FIFO and copies it into `dst`; EOF arrives after closeStdin() and all client writers. */
+  protected startStdin(path: string, dst: Writable, log: Logger, endDestination: boolean, onEnd?: () => void): void {
+    const reader = openFifoReader(path, !this.stdinClosed);
+    this.stdinReader = reader;
+    this.undo.push(() => {
+      reader.closeWriter();
+      reader.stream.destroy();
+    });
+    this.others.push(startCopy(reader.stream, dst, { name: 'stdin', logger: log, endDestination, onDone: onEnd }));
+  }
+
+  /** Opens an output target (waiting ≤ the signal for a FIFO reader) and returns the writable and its release. */
+  protected async openOutput(
+    target: OutputTarget | { kind: 'path'; path: string },
+    signal: AbortSignal,
+    files: Map<string, SharedFile>,
+  ): Promise<{ stream: Writable; release: () => void }> {
+    if (target.kind === 'path' && (await statKind(target.path)) === 'fifo') {
+      const w = await openFifoWriter(target.path, signal);
+      this.undo.push(() => {
+        w.stream.destroy();
+        w.releaseReader();
+      });
+      return { stream: w.stream, release: () => w.releaseReader() };
+    }
+    let file = files.get(target.path);
+    if (!file) {
+      file = await SharedFile.open(target.path, target.kind === 'file');
+      files.set(target.path, file);
+      const f = file;
+      this.undo.push(() => f.close());
+    }
+    return { stream: file.writer(), release: () => undefined };
+  }
+}
+
+async function statKind(path: string): Promise<'fifo' | 'other'> {
+  try {
+    return (await stat(path)).isFIFO() ? 'fifo' : 'other';
+  } catch (err) {
+    throw new ShimError(kindOf(err), `containerd-shim: opening file ${JSON.stringify(path)} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** No stdio: runc gets /dev/null opened read-only for all three (go-runc NullIO; output writes fail). */
+class NullIO extends BaseIO {
+  readonly runtime: RuntimeStdio;
+  #devNull: number;
+
+  constructor() {
+    super();
+    this.#devNull = sys.open('/dev/null', sys.O_RDONLY);
+    this.runtime = { stdio: [this.#devNull, this.#devNull, this.#devNull] };
+    this.undo.push(() => this.afterSpawn());
+  }
+
+  override afterSpawn(): void {
+    sys.closeQuietly(this.#devNull);
+    this.#devNull = -1;
+  }
+}
+
+class PipesIO extends BaseIO {
+  readonly runtime: RuntimeStdio;
+  readonly #files = new Map<string, SharedFile>();
+
+  private constructor(
+    private readonly plan: Extract<StdioPlan, { mode: 'pipes' }>,
+    private readonly pipes: PipeSet,
+    private readonly opts: ProcessIOOptions,
+  ) {
+    super();
+    this.runtime = { stdio: pipes.childStdio() };
+    this.undo.push(() => pipes.close());
+  }
+
+  static async create(plan: Extract<StdioPlan, { mode: 'pipes' }>, opts: ProcessIOOptions): Promise<PipesIO> {
+    // Fail before the runtime runs where the reference would fail after it: missing paths.
+    for (const t of [plan.stdout, plan.stderr]) if (t.kind === 'path') await statKind(t.path);
+    if (plan.stdin !== undefined) await statKind(plan.stdin);
+    const io = new PipesIO(plan, new PipeSet(plan.stdin !== undefined, opts.uid, opts.gid), opts);
+    try {
+      // file://: created at Create, like the reference.
+      if (plan.stdout.kind === 'file') {
+        const f = await SharedFile.open(plan.stdout.path, true);
+        io.#files.set(plan.stdout.path, f);
+        io.undo.push(() => f.close());
+      }
+    } catch (err) {
+      await io.close();
+      throw err;
+    }
+    return io;
+  }
+
+  override afterSpawn(): void {
+    this.pipes.closeChildEnds();
+  }
+
+  override async start(signal: AbortSignal): Promise<void> {
+    const sig = withTimeout(signal, this.opts.openTimeoutMs ?? 30_000);
+    const log = this.opts.logger;
+    if (this.plan.stdin !== undefined && this.pipes.stdin) {
+      this.startStdin(this.plan.stdin, this.pipes.stdin.takeWriter(), log, true);
+    }
+    const streams = [
+      ['stdout', this.plan.stdout, this.pipes.stdout],
+      ['stderr', this.plan.stderr, this.pipes.stderr],
+    ] as const;
+    for (const [name, target, pipe] of streams) {
+      const out = await this.openOutput(target, sig, this.#files);
+      this.outputs.push(startCopy(pipe.takeReader(), out.stream, { name, logger: log, onDone: out.release }));
+    }
+  }
+}
+
+/** binary://: the logger reads the container's pipes itself; the shim copies nothing (and no stdin). */
+class BinaryIO extends BaseIO {
+  readonly runtime: RuntimeStdio;
+
+  constructor(
+    private readonly logger: BinaryLogger,
+    opts: ProcessIOOptions,
+  ) {
+    super();
+    this.undo.push(() => logger.close());
+    logger.stdout.chownEnd('write', opts.uid, opts.gid);
+    logger.stderr.chownEnd('write', opts.uid, opts.gid);
+    this.runtime = { stdio: ['ignore', logger.stdout.writeFd, logger.stderr.writeFd] };
+  }
+
+  /**
+   * Unlike the reference, which keeps the write ends until Delete, we drop them now, so the logger sees EOF
+   * when the container (and its descendants) close their output, not only when SIGTERM arrives.
+   */
+  override afterSpawn(): void {
+    this.logger.stdout.closeWrite();
+    this.logger.stderr.closeWrite();
+  }
+}
+
+class ConsoleIO extends BaseIO {
+  readonly runtime: RuntimeStdio;
+  #console: Console | undefined;
+  #exited = false;
+  #outputCopy: Copy | undefined;
+
+  private constructor(
+    private readonly plan: Extract<StdioPlan, { mode: 'console' }>,
+    private readonly socket: ConsoleSocket,
+    private readonly logger: BinaryLogger | undefined,
+    private readonly opts: ProcessIOOptions,
+    private readonly timeoutMs: number,
+  ) {
+    super();
+    this.runtime = { stdio: ['ignore', 'pipe', 'pipe'], consoleSocket: socket.path };
+    this.undo.push(() => socket.close());
+    if (logger) this.undo.push(() => logger.close());
+    this.undo.push(() => this.#console?.close());
+  }
+
+  static async create(plan: Extract<StdioPlan, { mode: 'console' }>, opts: ProcessIOOptions, timeoutMs: number): Promise<ConsoleIO> {
+    if (plan.stdout.kind === 'path') await statKind(plan.stdout.path);
+    if (plan.stdin !== undefined) await statKind(plan.stdin);
+    const socket = await ConsoleSocket.create();
+    let logger: BinaryLogger | undefined;
+    try {
+      if (plan.stdout.kind === 'binary') {
+        logger = await BinaryLogger.start(plan.stdout.logger, loggerOptions(opts, timeoutMs));
+        logger.stderr.closeWrite(); // fd 4 exists for the logger but a pty has one output stream
+      }
+    } catch (err) {
+      await socket.close();
+      throw err;
+    }
+    return new ConsoleIO(plan, socket, logger, opts, timeoutMs);
+  }
+
+  override async start(signal: AbortSignal): Promise<void> {
+    const sig = withTimeout(signal, this.timeoutMs);
+    const log = this.opts.logger;
+    const master = await this.socket.receiveMaster(sig);
+    await this.socket.close();
+    const cons = Console.open(master, log);
+    this.#console = cons;
+    const out =
+      this.plan.stdout.kind === 'binary' && this.logger
+        ? { stream: this.logger.stdout.takeWriter(), release: () => undefined }
+        : await this.openOutput(this.plan.stdout as OutputTarget, sig, new Map());
+    this.#outputCopy = startCopy(cons.stream, out.stream, {
+      name: 'console',
+      logger: log,
+      onDone: () => {
+        out.release();
+        cons.close();
+      },
+    });
+    this.outputs.push(this.#outputCopy);
+    if (this.plan.stdin !== undefined) {
+      // Stdin EOF hangs up the terminal, as the reference does; we drain pending output first.
+      this.startStdin(this.plan.stdin, cons.stream, log, false, () => this.#endWhenDrained());
+    }
+    if (this.#exited) this.#endWhenDrained();
+  }
+
+  override resize(width: number, height: number): void {
+    this.#console?.resize(width, height);
+  }
+
+  override processExited(): void {
+    this.#exited = true;
+    this.#endWhenDrained();
+  }
+
+  #endWhenDrained(): void {
+    const cons = this.#console;
+    const copy = this.#outputCopy;
+    if (!cons || !copy) return;
+    cons.drainThen(() => copy.end());
+  }
+}
