@@ -43,9 +43,9 @@ export const MSG_CMSG_CLOEXEC = 0x40000000;
 const SOL_SOCKET = 1;
 const SCM_RIGHTS = 1;
 
-const ERRNO_NAMES = new Map<number, string>(
-  Object.entries(osConstants.errno).map(([name, no]) => [no, name] as [number, string]),
-);
+// First name wins, so 11 is EAGAIN (not EWOULDBLOCK) and 35 EDEADLK, as Node reports them.
+const ERRNO_NAMES = new Map<number, string>();
+for (const [name, no] of Object.entries(osConstants.errno)) if (!ERRNO_NAMES.has(no)) ERRNO_NAMES.set(no, name);
 
 /** An errno failure shaped like Node's own system errors (code, errno, syscall). */
 export class SysError extends Error {

@@ -28,6 +28,7 @@ interface Pending {
 }
 
 const MAX_STREAM_ID = 0xffffffff;
+const MAX_TIMER_MS = 0x7fffffff;
 
 const closedError = (): ShimError => new ShimError('Unavailable', 'ttrpc: closed');
 
@@ -86,8 +87,10 @@ export class TtrpcClient {
   /** Calls `service/method` with a serialized request; resolves with the serialized response. */
   call(service: string, method: string, payload: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
     if (this.isClosed) return Promise.reject(closedError());
-    const { signal, timeoutMs } = opts;
+    const { signal } = opts;
     if (signal?.aborted) return Promise.reject(new ShimError('Canceled', 'context canceled', { cause: signal.reason }));
+    // A non-finite timeout means none; setTimeout cannot wait longer than ~24.8 days.
+    const timeoutMs = opts.timeoutMs !== undefined && Number.isFinite(opts.timeoutMs) ? opts.timeoutMs : undefined;
     if (timeoutMs !== undefined && timeoutMs <= 0) {
       return Promise.reject(new ShimError('DeadlineExceeded', 'context deadline exceeded'));
     }
@@ -119,7 +122,7 @@ export class TtrpcClient {
         else resolve(result ?? new Uint8Array(0));
       };
       this.pending.set(streamId, { resolve: (p) => settle(undefined, p), reject: (e) => settle(e) });
-      if (timeoutMs !== undefined) {
+      if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
         timer = setTimeout(() => settle(new ShimError('DeadlineExceeded', 'context deadline exceeded')), timeoutMs);
       }
       signal?.addEventListener('abort', onAbort, { once: true });

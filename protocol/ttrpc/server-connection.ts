@@ -171,10 +171,16 @@ export class ServerConnection {
     } catch (err) {
       result = Promise.reject(err);
     }
-    result.then(
-      (payload) => this.succeed(streamId, call, payload),
-      (err: unknown) => this.fail(streamId, call, err, req),
-    );
+    result
+      .then(
+        (payload) => this.succeed(streamId, call, payload),
+        (err: unknown) => this.fail(streamId, call, err, req),
+      )
+      .catch((err: unknown) => {
+        // Only reachable through a bug or a bizarre thrown value; never let it become an unhandled rejection.
+        this.log.error({ err, stream_id: streamId }, 'ttrpc: failed to answer call, closing connection');
+        this.socket.destroy();
+      });
   }
 
   /** Claims the right to answer a call; false when it was answered (deadline) or the connection is gone. */

@@ -4,8 +4,8 @@
 //
 // usage: node check-wire.mjs <original.pb> <stripped.pb>
 import { readFileSync } from 'node:fs';
-import { fromBinary } from '@bufbuild/protobuf';
-import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
+import { fromBinary, isFieldSet } from '@bufbuild/protobuf';
+import { FieldDescriptorProtoSchema, FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 
 function shape(setPath) {
   const set = fromBinary(FileDescriptorSetSchema, readFileSync(setPath));
@@ -15,7 +15,8 @@ function shape(setPath) {
     for (const e of enums) out.set(`${prefix}.${e.name}`, `enum ${enumShape(e)}`);
     for (const m of messages) {
       const name = `${prefix}.${m.name}`;
-      const fields = m.field.map((f) => `${f.name}=${f.number}:${f.label}:${f.type}:${f.typeName}:${f.oneofIndex ?? ''}`);
+      const oneof = (f) => (isFieldSet(f, FieldDescriptorProtoSchema.field.oneofIndex) ? m.oneofDecl[f.oneofIndex]?.name : '');
+      const fields = m.field.map((f) => `${f.name}=${f.number}:${f.label}:${f.type}:${f.typeName}:${oneof(f)}`);
       out.set(name, `message ${fields.join(',')}`);
       walk(name, m.nestedType, m.enumType);
     }

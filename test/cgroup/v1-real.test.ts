@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readlink, rmdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
@@ -72,7 +72,18 @@ async function decodeStats(h: CgroupHandle) {
   return Metrics.decode(value);
 }
 
-const fdCount = async () => (await readdir('/proc/self/fd')).length;
+/** Open eventfds of this process (libuv has its own; compare counts, not absolutes). */
+async function eventfdCount(): Promise<number> {
+  let n = 0;
+  for (const fd of await readdir('/proc/self/fd')) {
+    try {
+      if ((await readlink(`/proc/self/fd/${fd}`)).includes('eventfd')) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
 
 test('v1: loadCgroup + stats on a real process', { skip, timeout: 60_000 }, async () => {
   const cg = new TestCgroup();
@@ -110,7 +121,7 @@ test('v1: loadCgroup + stats on a real process', { skip, timeout: 60_000 }, asyn
   }
 });
 
-test('v1: watchOom fires for a real OOM kill in that cgroup only; not on removal; not after stop', { skip, timeout: 120_000 }, async () => {
+test('v1: watchOom fires for a real OOM kill in that cgroup only; not on removal; not after stop', { skip, timeout: 120_000 }, async (t) => {
   const oomCg = new TestCgroup(); // watched, will OOM
   const quietCg = new TestCgroup(); // watched, never OOMs
   const stoppedCg = new TestCgroup(); // will OOM, but its watcher is stopped first
@@ -122,7 +133,6 @@ test('v1: watchOom fires for a real OOM kill in that cgroup only; not on removal
   const oomChild = spawnGated(hog);
   const quietChild = spawnGated('sleep 60');
   const stoppedChild = spawnGated(hog);
-  const fdsBefore = await fdCount();
   const stops: (() => void)[] = [];
   try {
     await oomCg.add(oomChild.pid!);
@@ -134,8 +144,11 @@ test('v1: watchOom fires for a real OOM kill in that cgroup only; not on removal
     assert.ok(hOom && hQuiet && hStopped);
     assert.equal(hOom.path, `/${oomCg.name}`);
 
+    const eventfdsBefore = await eventfdCount();
     const counts = { oom: 0, quiet: 0, stopped: 0 };
-    stops.push(await hOom.watchOom(() => counts.oom++, logger));
+    const oomLog: string[] = [];
+    const oomLogger = pino({ level: 'debug' }, { write: (line: string) => void oomLog.push(line) });
+    stops.push(await hOom.watchOom(() => counts.oom++, oomLogger));
     stops.push(await hQuiet.watchOom(() => counts.quiet++, logger));
     const stopStopped = await hStopped.watchOom(() => counts.stopped++, logger);
     stopStopped();
@@ -150,9 +163,8 @@ test('v1: watchOom fires for a real OOM kill in that cgroup only; not on removal
     await waitFor(() => counts.oom >= 1, 20_000, 'the OOM notification');
     const m = await decodeStats(hOom);
     assert.ok((m.memoryOomControl?.oomKill ?? 0n) >= 1n, 'kernel counted the kill');
-    // memsw is charged first when swap accounting is on, so either counter may record the failure.
-    const failures = (m.memory?.usage?.failcnt ?? 0n) + (m.memory?.swap?.failcnt ?? 0n);
-    assert.ok(failures >= 1n, 'limit was hit');
+    // (failcnt is not a reliable witness: kernel 6.18 left it at 0 across a real OOM kill here.)
+    assert.ok((m.memory?.usage?.max ?? 0n) >= BigInt(limit - 1024 * 1024), 'peak usage reached the limit');
     await sleep(500); // let any stray notification arrive
     assert.equal(counts.quiet, 0, 'no OOM reported for the other cgroup');
     assert.equal(counts.stopped, 0, 'no OOM after stop');
@@ -160,8 +172,12 @@ test('v1: watchOom fires for a real OOM kill in that cgroup only; not on removal
 
     // Removing a watched memcg signals the eventfd too; that must not count as an OOM.
     await oomCg.remove();
-    await sleep(1000);
+    await waitFor(() => oomLog.some((l) => l.includes('memory cgroup removed')), 20_000, 'the removal wakeup');
     assert.equal(counts.oom, seen, 'cgroup removal is not an OOM');
+    t.diagnostic(`OOM notifications for one killed process: ${seen}`);
+
+    for (const s of stops.splice(0)) s();
+    assert.equal(await eventfdCount(), eventfdsBefore, 'every watcher closed its eventfd');
   } finally {
     for (const s of stops) s();
     for (const c of [oomChild, quietChild, stoppedChild]) c.kill('SIGKILL');
@@ -170,5 +186,4 @@ test('v1: watchOom fires for a real OOM kill in that cgroup only; not on removal
     await quietCg.remove();
     await stoppedCg.remove();
   }
-  assert.equal(await fdCount(), fdsBefore, 'eventfds closed');
 });

@@ -130,9 +130,11 @@ test('64 MiB through a FIFO arrive complete (checksum), loop stays responsive', 
   const src = join(dir, 'blob');
   await writeFile(src, data);
   const want = createHash('sha256').update(data).digest('hex');
-  const hash = createHash('sha256');
-  const out = clientReader(f.stdout);
-  out.sock.on('data', (c: Buffer) => hash.update(c));
+  // The client is another process (as containerd would be), so the figure measures the shim's copy.
+  const reader = spawn('sh', ['-c', `sha256sum < ${f.stdout}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let sum = '';
+  reader.stdout.on('data', (c: Buffer) => (sum += c.toString()));
+  const readerExit = once(reader, 'exit');
   const err = clientReader(f.stderr);
   let maxLag = 0;
   let last = performance.now();
@@ -147,12 +149,11 @@ test('64 MiB through a FIFO arrive complete (checksum), loop stays responsive', 
     await io.start(AbortSignal.timeout(10_000));
     assert.equal(await c.exit, 0);
     assert.equal(await io.drained(60_000), true);
-    await Promise.all([out.ended, err.ended]);
+    await Promise.all([readerExit, err.ended]);
   });
   const secs = (performance.now() - t0) / 1000;
   clearInterval(lagTimer);
-  assert.equal(out.bytes(), data.length);
-  assert.equal(hash.digest('hex'), want);
+  assert.equal(sum.split(' ')[0], want);
   console.log(`# 64 MiB FIFO copy: ${(64 / secs).toFixed(0)} MiB/s, max loop lag ${maxLag.toFixed(1)} ms`);
   assert.ok(maxLag < 500, `event loop lag ${maxLag} ms during the copy`);
 });

@@ -35,7 +35,7 @@ test('500 orphans exiting at the same moment: every status right, each dispatche
   const N = 500;
   const SIGNALLED_FROM = 300;
   // Each orphan blocks reading fd 3 (the launcher's stdin, our pipe) and exits when we close it.
-  const lines = ['exec 3<&0'];
+  const lines: string[] = [];
   for (let i = 0; i < SIGNALLED_FROM; i++) lines.push(orphanLine(`read _ <&3; exit ${i % 256}`));
   lines.push(`i=${SIGNALLED_FROM}; while [ $i -lt ${N} ]; do ${orphanLine('read _ <&3; exit 0')}; i=$((i+1)); done`);
   const { pids, release } = await launch(reaper, lines.join('\n'));
@@ -51,26 +51,25 @@ test('500 orphans exiting at the same moment: every status right, each dispatche
     pids.forEach((pid, i) => {
       if (i >= SIGNALLED_FROM) process.kill(pid, TERMINATING[(i - SIGNALLED_FROM) % TERMINATING.length] as number);
     });
-    release();
+    await release();
     const exits = await Promise.all(watched);
-    for (const exit of exits) {
+    exits.forEach((exit, i) => {
+      assert.equal(exit.pid, pids[i]);
       assert.equal(exit.status, expected.get(exit.pid), `status of ${exit.pid}`);
       assert.ok(exit.at instanceof Date);
-      if (exit.status > 128) assert.equal(exit.signal, exit.status - 128);
-      else assert.equal(exit.signal, undefined);
-    }
+      assert.equal(exit.signal, i < SIGNALLED_FROM ? undefined : exit.status - 128);
+    });
     await sleep(200); // give a duplicate dispatch the chance to show up
     for (const pid of pids) assert.equal(seen.get(pid)?.length, 1, `dispatch count of ${pid}`);
     await expectNoZombies();
   } finally {
-    release();
+    await release();
     killQuietly(pids);
   }
 });
 
 test('double-forked orphans (runc create and daemon shapes) are reaped with their status', { timeout: 60_000 }, async () => {
   const script = [
-    'exec 3<&0',
     // parent exits, child re-parents to us (runc create leaving runc init behind)
     orphanLine('read _ <&3; exit 7'),
     // a subshell forks and exits: the grandchild re-parents past it
@@ -85,14 +84,14 @@ test('double-forked orphans (runc create and daemon shapes) are reaped with thei
     assert.equal(pids.length, 23);
     const [a, b, c] = pids as [number, number, number];
     const watched = Promise.all([reaper.watch(a), reaper.watch(b), reaper.watch(c)]);
-    release();
+    await release();
     assert.deepEqual((await watched).map((e) => e.status), [7, 5, 6]);
     const unknown = pids.slice(3);
     await waitFor(() => unknown.every((pid) => seen.has(pid)), 30_000, 'unwatched orphans reaped');
     unknown.forEach((pid, i) => assert.equal(seen.get(pid)?.[0]?.status, 100 + i));
     await expectNoZombies();
   } finally {
-    release();
+    await release();
     killQuietly(pids);
   }
 });
@@ -101,12 +100,12 @@ test('200 child_process runs interleaved with 200 orphan exits: every exit code 
   const N = 200;
   // Orphans exit spread over ~1.5 s while the runs go on.
   const lines = Array.from({ length: N }, (_, i) =>
-    orphanLine(`sleep 0.${String((i * 37) % 15).padStart(2, '0')}; exit ${(i * 7) % 256}`),
+    orphanLine(`read _ <&3; sleep ${(((i * 37) % 150) / 100).toFixed(2)}; exit ${(i * 7) % 256}`),
   );
-  const { pids } = await launch(reaper, lines.join('\n'));
+  const { pids, release } = await launch(reaper, lines.join('\n'));
   try {
     const orphanExits = Promise.all(pids.map((pid) => reaper.watch(pid).catch(() => undefined)));
-    // Some may already have exited and been held; watch() hands those over too.
+    await release();
     const codes = Array.from({ length: N }, (_, i) => (i * 13) % 256);
     let next = 0;
     const results: number[] = [];
@@ -136,13 +135,15 @@ test('200 child_process runs interleaved with 200 orphan exits: every exit code 
     });
     await expectNoZombies();
   } finally {
+    await release();
     killQuietly(pids);
   }
 });
 
 test('an exit that happens before its subscription is still delivered, once', { timeout: 30_000 }, async () => {
-  const { pids } = await launch(reaper, orphanLine('exit 42'));
+  const { pids, release } = await launch(reaper, orphanLine('read _ <&3; exit 42'));
   const pid = pids[0] as number;
+  await release();
   await waitFor(() => seen.has(pid), 10_000, 'early exit reaped');
   await sleep(100);
   const exit = await reaper.watch(pid);

@@ -284,4 +284,6 @@ test('call options: abort signal cancels locally; timeoutMs <= 0 fails at once',
   await assert.rejects(p, (e) => e instanceof ShimError && e.kind === 'Canceled');
   await assert.rejects(client.call(SVC, 'Echo', new Uint8Array(0), { timeoutMs: 0 }), (e) => e instanceof ShimError && e.kind === 'DeadlineExceeded');
   assert.equal(Buffer.from(await client.call(SVC, 'Echo', Buffer.from('y'), { timeoutMs: 5000 })).toString(), 'y');
+  assert.equal(Buffer.from(await client.call(SVC, 'Echo', Buffer.from('z'), { timeoutMs: Infinity })).toString(), 'z');
+  assert.equal(Buffer.from(await client.call(SVC, 'Echo', Buffer.from('w'), { timeoutMs: 2 ** 40 })).toString(), 'w');
 });

@@ -143,11 +143,11 @@ test('a peer that sends but never reads cannot make the server buffer without bo
   const before = await s.mem();
   const peer = await RawPeer.open(s.path);
   peer.socket.pause(); // never read the answers
-  const payload = Buffer.alloc(1 << 20, 0x33);
+  const payload = Buffer.alloc(64 << 10, 0x33);
   let id = 1;
   let written = 0;
   // Push ~256 MiB of echo requests, respecting our own socket's backpressure so we do not measure ourselves.
-  for (let i = 0; i < 256; i++) {
+  for (let i = 0; i < 4096; i++) {
     const ok = peer.socket.write(encodeFrame(id, MessageType.Request, req(SVC, 'Echo', payload)));
     id += 2;
     written += payload.length;
