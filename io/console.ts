@@ -185,31 +185,44 @@ export class Console {
   }
 
   /**
-   * Ends output once everything the container wrote was read: either EOF/EIO arrives by itself (all slave
-   * fds closed), or — when something still holds the slave (a daemonised child) — once the master has no
-   * unread bytes and our stream buffer is empty (checked twice, `intervalMs` apart). Then `onQuiet` runs,
-   * which should end the destination and close the console.
+   * Ends output once everything the container wrote was read. Normally EOF (EIO) arrives by itself when the
+   * last slave fd closes; the kernel flushes pending input before it reports EIO. When something still holds
+   * the slave (a daemonised child), output ends after a quiet period instead: no bytes received, none unread
+   * in the master (FIONREAD) and none buffered in our stream for `quietMs`. Then `onQuiet` runs, which should
+   * end the destination and close the console.
    */
-  drainThen(onQuiet: () => void, intervalMs = 25): void {
+  drainThen(onQuiet: () => void, quietMs = 300, intervalMs = 25): void {
     if (this.#drainTimer || this.#closed) return;
-    let quietChecks = 0;
+    let received = 0;
+    const onData = (c: Buffer): void => {
+      received += c.length;
+    };
+    this.stream.on('data', onData); // pipe() is attached already: this listener only counts
+    let quietSince = performance.now();
+    let seen = 0;
     const check = (): void => {
       if (this.#closed || this.stream.readableEnded || this.stream.destroyed) return this.#stopDrain();
-      let pending = this.stream.readableLength;
+      let pending = this.stream.readableLength + (received - seen);
+      seen = received;
       try {
         pending += sys.bytesReadable(this.fd);
       } catch {
-        pending = 0;
+        // the master is gone: nothing more can arrive
       }
-      quietChecks = pending === 0 ? quietChecks + 1 : 0;
-      if (quietChecks >= 2) {
+      const now = performance.now();
+      if (pending > 0) quietSince = now;
+      else if (now - quietSince >= quietMs) {
         this.#stopDrain();
+        this.stream.off('data', onData);
         onQuiet();
       }
     };
     this.#drainTimer = setInterval(check, intervalMs);
     this.#drainTimer.unref();
-    this.stream.once('end', () => this.#stopDrain());
+    this.stream.once('end', () => {
+      this.#stopDrain();
+      this.stream.off('data', onData);
+    });
   }
 
   #stopDrain(): void {

@@ -93,7 +93,7 @@ export class Reaper {
   private draining = false;
   private drainAgain = false;
   private drainQueued = false;
-  private counts = { reaped: 0, relayed: 0, drains: 0, scans: 0, drainNs: 0 };
+  private counts = { reaped: 0, relayed: 0, drains: 0, scans: 0, drainNs: 0, drainCpuUs: 0 };
   private readonly onSignal = (): void => this.drain();
 
   private constructor(opts: ReaperOptions) {
@@ -305,6 +305,7 @@ export class Reaper {
     }
     this.draining = true;
     const t0 = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     try {
       do {
         this.drainAgain = false;
@@ -316,6 +317,8 @@ export class Reaper {
       } while (this.drainAgain && !this.stopped);
     } finally {
       this.counts.drainNs += Number(process.hrtime.bigint() - t0);
+      const cpu = process.cpuUsage(cpu0);
+      this.counts.drainCpuUs += cpu.user + cpu.system;
       this.draining = false;
     }
   }

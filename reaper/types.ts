@@ -75,8 +75,10 @@ export interface ReaperStats {
   readonly drains: number;
   /** Drains that had to list /proc/self/task/*\/children because a libuv-owned zombie came first. */
   readonly scans: number;
-  /** Time spent in drains, in nanoseconds. */
+  /** Wall time spent in drains, in nanoseconds (includes being descheduled on a busy machine). */
   readonly drainNs: number;
+  /** CPU time of the process during drains, in microseconds (all threads; the main thread dominates). */
+  readonly drainCpuUs: number;
   /** Exits held for a later watch() right now, and dropped unclaimed so far. */
   readonly held: number;
   readonly dropped: number;

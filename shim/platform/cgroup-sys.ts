@@ -3,12 +3,13 @@
  * All calls are non-blocking: the eventfd is created with EFD_NONBLOCK, so `read` returns EAGAIN instead of
  * parking the thread, and readiness comes from a libuv poll handle (epoll), never from a threadpool read.
  */
+import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
 const c = {
   eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
-  read: libc.func('intptr_t read(int fd, _Out_ uint8_t *buf, size_t count)'),
+  read: libc.func('intptr_t read(int fd, void *buf, size_t count)'),
   close: libc.func('int close(int fd)'),
 };
 
@@ -17,11 +18,12 @@ const EFD_CLOEXEC = 0o2000000;
 const EAGAIN = 11;
 const EINTR = 4;
 
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, no]) => [no, name]));
+
+/** Shaped like Node's system errors (code, errno, syscall), so kindOf() classifies it. */
 function sysError(syscall: string, errno: number): Error {
-  const err = new Error(`${syscall} failed: errno ${errno}`) as Error & { errno: number; syscall: string };
-  err.errno = errno;
-  err.syscall = syscall;
-  return err;
+  const code = ERRNO_NAMES.get(errno) ?? `E${errno}`;
+  return Object.assign(new Error(`${syscall}: ${code}`), { code, errno, syscall });
 }
 
 /** A fresh non-blocking, close-on-exec eventfd. */

@@ -6,6 +6,7 @@
 import { lstat, readFile, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Logger } from 'pino';
+import { notFound } from '../../protocol/errdefs.js';
 import {
   V1MetricsMessage, V1_METRICS_TYPE_URL, V2MetricsMessage, V2_METRICS_TYPE_URL,
 } from './cgroup-metrics.js';
@@ -49,7 +50,7 @@ export function v1Cgroup(path: string, dirs: V1Dirs): CgroupHandle {
       return { typeUrl: V1_METRICS_TYPE_URL, value: V1MetricsMessage.encode(metrics).finish() };
     },
     async watchOom(onOom, logger) {
-      if (!dirs.memory) throw Object.assign(new Error(`no memory cgroup for ${path}`), { code: 'ENOENT' });
+      if (!dirs.memory) throw notFound(`cannot watch for OOM: no memory cgroup for ${path}`);
       return watchOomV1(dirs.memory, onOom, logger);
     },
   };
@@ -75,7 +76,8 @@ export function v2Cgroup(path: string, dir: string): CgroupHandle {
 export async function loadCgroup(pid: number, logger: Logger, where: CgroupLocation = {}): Promise<CgroupHandle | undefined> {
   const procRoot = where.procRoot ?? '/proc';
   const cgroupRoot = where.cgroupRoot ?? '/sys/fs/cgroup';
-  const log = logger.child({ pid });
+  // Not `pid`: that base field is the shim's own pid.
+  const log = logger.child({ target_pid: pid });
   let procText: string;
   try {
     procText = await readFile(posix.join(procRoot, String(pid), 'cgroup'), 'utf8');

@@ -8,6 +8,7 @@ import { open, writeFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { closeFd, createEventfd, pollReadable, readEventfd, type Readiness } from './cgroup-sys.js';
+import { notify } from './oom-v2.js';
 
 /**
  * Arms the watcher on the memory cgroup directory `dir`; `onOom` runs once per kernel notification.
@@ -75,15 +76,6 @@ export async function watchOomV1(dir: string, onOom: () => void, logger: Logger)
     deliver().catch((err: unknown) => logger.error({ cgroup: dir, err }, 'OOM delivery failed'));
   });
   return stop;
-}
-
-/** A throwing listener must not kill the watcher. */
-export function notify(onOom: () => void, cgroup: string, logger: Logger): void {
-  try {
-    onOom();
-  } catch (err) {
-    logger.error({ cgroup, err }, 'OOM listener threw');
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

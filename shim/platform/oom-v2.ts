@@ -8,7 +8,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { readFlatKeyed } from './cgroup-files.js';
-import { notify } from './oom-v1.js';
+import { notFound } from '../../protocol/errdefs.js';
 
 /**
  * Arms the watcher on the v2 cgroup directory `dir`. The baseline is the `oom_kill` count at arming time, so a
@@ -18,7 +18,7 @@ import { notify } from './oom-v1.js';
 export async function watchOomV2(dir: string, onOom: () => void, logger: Logger): Promise<() => void> {
   const eventsPath = join(dir, 'memory.events');
   const initial = await readFlatKeyed(eventsPath);
-  if (!initial) throw Object.assign(new Error(`${eventsPath} is not readable`), { code: 'ENOENT' });
+  if (!initial) throw notFound(`cannot watch for OOM: ${eventsPath} is not readable`);
   let lastKills = initial.get('oom_kill') ?? 0n;
 
   const watchers: FSWatcher[] = [];
@@ -82,4 +82,13 @@ export async function watchOomV2(dir: string, onOom: () => void, logger: Logger)
   // An OOM between the baseline read and the watch being armed would otherwise go unnoticed.
   onChange();
   return stop;
+}
+
+/** A throwing listener must not kill the watcher. */
+export function notify(onOom: () => void, cgroup: string, logger: Logger): void {
+  try {
+    onOom();
+  } catch (err) {
+    logger.error({ cgroup, err }, 'OOM listener threw');
+  }
 }

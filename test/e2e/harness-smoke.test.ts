@@ -58,14 +58,17 @@ for (const version of selectedVersions()) {
 
     test('stdin input reaches the container', async () => {
       const id = uniqueId('cat');
-      const r = await cd.ctr(['run', '--rm', '--runtime', RUNC, DEFAULT_IMAGE, id, 'cat'], { input: 'via stdin\n' });
+      const r = await cd.ctr(['run', '--rm', '--runtime', RUNC, DEFAULT_IMAGE, id, 'cat'], {
+        input: 'via stdin\n',
+        closeStdinAfter: () => waitTaskStatus(cd, id, 'RUNNING'),
+      });
       assert.equal(r.stdout, 'via stdin\n');
     });
 
     test('detached run: RUNNING, uses this version\'s runc shim, kill, wait, delete', async () => {
       const id = uniqueId('det');
       const pid = await startDetached(cd, id, TRAP_TERM);
-      const shims = await cd.shimProcesses();
+      const shims = (await cd.shimProcesses()).filter((p) => p.argv.includes(id));
       assert.equal(shims.length, 1);
       assert.equal(shims[0]?.argv[0], cd.binaries.runcShim);
       await cd.ctr(['tasks', 'kill', id]);

@@ -115,7 +115,14 @@ export interface StartOptions {
 }
 
 export interface CtrOptions {
+  /** Written to ctr's stdin, which is then closed (without it: /dev/null). */
   input?: string | Buffer;
+  /**
+   * Delay closing stdin until this resolves. Needed for `ctr run`/`ctr task exec` with input: ctr
+   * only calls CloseIO on stdin EOF once its task exists, so an EOF that arrives earlier is lost and
+   * the process never sees EOF (a ctr race seen with 1.6 and 2.1). E.g. wait for the task to be RUNNING.
+   */
+  closeStdinAfter?: () => Promise<unknown>;
   /** Default 60 s. */
   timeoutMs?: number;
   /** Resolve on non-zero exit instead of rejecting. */
@@ -338,6 +345,7 @@ class ContainerdInstance implements Containerd {
   ctr(args: string[], opts: CtrOptions = {}): Promise<ExecResult> {
     return exec(this.binaries.ctr, ['--address', this.address, '--namespace', opts.namespace ?? this.namespace, ...args], {
       input: opts.input,
+      closeStdinAfter: opts.closeStdinAfter,
       timeoutMs: opts.timeoutMs ?? 60_000,
       allowFail: opts.allowFail,
       env: this.env,
@@ -434,15 +442,17 @@ class ContainerdInstance implements Containerd {
           problems.push(`ctr -n ${ns} ${args.join(' ')}: ${e.message.split('\n')[0]}`);
           return undefined;
         });
-      const tasks = await run(['tasks', 'ls', '-q']);
-      for (const id of (tasks?.stdout ?? '').split('\n').map((s) => s.trim()).filter(Boolean)) {
-        await run(['tasks', 'kill', '--all', '--signal', 'SIGKILL', id], 10_000);
-        await run(['tasks', 'delete', '--force', id]);
-      }
-      const containers = await run(['containers', 'ls', '-q']);
-      for (const id of (containers?.stdout ?? '').split('\n').map((s) => s.trim()).filter(Boolean)) {
-        await run(['containers', 'delete', id]);
-      }
+      // Per container in parallel: each step waits on a shim round trip.
+      const [tasks, containers] = await Promise.all([run(['tasks', 'ls', '-q']), run(['containers', 'ls', '-q'])]);
+      const lines = (r: ExecResult | undefined) => (r?.stdout ?? '').split('\n').map((s) => s.trim()).filter(Boolean);
+      const taskIds = new Set(lines(tasks));
+      const ids = new Set([...taskIds, ...lines(containers)]);
+      await Promise.all(
+        [...ids].map(async (id) => {
+          if (taskIds.has(id)) await run(['tasks', 'delete', '--force', id]); // SIGKILLs all its processes first
+          await run(['containers', 'delete', id]);
+        }),
+      );
     }
   }
 
@@ -508,10 +518,15 @@ class ContainerdInstance implements Containerd {
         signalPid(this.child.pid, 'SIGTERM');
         if (!(await this.waitExit(10_000))) await this.kill('SIGKILL');
       }
+      const leftovers = await this.shimProcesses();
+      if (leftovers.length > 0) problems.push(`shims left after containerd stopped: ${leftovers.map((p) => p.pid).join(', ')}`);
       await this.killLeftovers();
       await unmountUnder(this.dir);
     } finally {
       live.delete(this);
+    }
+    if (problems.length > 0 && process.env.SHIM_TEST_DEBUG === '1') {
+      process.stderr.write(`containerd ${this.version} stop(): ${problems.join('\n  ')}\n`);
     }
     const shims = await this.shimProcesses();
     const mounts = await mountsUnder(this.dir);

@@ -82,6 +82,8 @@ export async function waitFor<T>(
 export interface ExecOptions {
   /** Written to stdin, then stdin is closed. Without it stdin is /dev/null. */
   input?: string | Buffer;
+  /** Keep stdin open after writing `input` until this resolves (see CtrOptions.closeStdinAfter). */
+  closeStdinAfter?: () => Promise<unknown>;
   /** SIGKILL the child after this long (default 30 s) and fail. */
   timeoutMs?: number;
   /** Resolve instead of rejecting on a non-zero exit (a timeout still rejects). */
@@ -130,7 +132,16 @@ export function exec(file: string, args: readonly string[], opts: ExecOptions = 
       child.stdin.on('error', () => {
         // the child may exit without reading its input (EPIPE); its exit status tells the story
       });
-      child.stdin.end(opts.input);
+      if (opts.closeStdinAfter) {
+        const stdin = child.stdin;
+        stdin.write(opts.input);
+        opts.closeStdinAfter().then(
+          () => stdin.end(),
+          () => stdin.end(),
+        );
+      } else {
+        child.stdin.end(opts.input);
+      }
     }
     child.on('error', (e) => {
       clearTimeout(timer);
