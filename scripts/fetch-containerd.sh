@@ -127,3 +127,5 @@ for s in "${pending[@]}"; do
   fi
   log "$s: $out"
 done
+# The unpacked trees are the cache; lists and .debs are fetched afresh when needed again.
+rm -rf "$apt_root"

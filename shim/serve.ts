@@ -16,6 +16,17 @@ import { registerTaskService } from './task/task-api.js';
 import { SHIM_REVISION, SHIM_VERSION } from './version.js';
 
 const PUBLISHER_DRAIN_MS = 5000;
+/**
+ * The orphan rule: a daemon that serves no container and has had no client connection for this long exits
+ * (containerd died during Create and never came back, or `start` succeeded but containerd gave up). It never
+ * exits while a container lives. Override with CONTAINERD_SHIM_TS_ORPHAN_TIMEOUT (seconds).
+ */
+const DEFAULT_ORPHAN_TIMEOUT_S = 60;
+
+function orphanTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const v = Number(env.CONTAINERD_SHIM_TS_ORPHAN_TIMEOUT);
+  return (Number.isFinite(v) && v > 0 ? v : DEFAULT_ORPHAN_TIMEOUT_S) * 1000;
+}
 
 export async function runServe(flags: ShimFlags): Promise<void> {
   const bundle = process.cwd();
@@ -68,5 +79,17 @@ export async function runServe(flags: ShimFlags): Promise<void> {
   process.stderr.on('error', () => undefined);
 
   await server.listen(flags.socket ? { path: flags.socket } : { fd: 3 });
+
+  // Orphan rule: checked periodically rather than with per-event timers; cheap and never early.
+  const orphanAfter = orphanTimeoutMs(process.env);
+  let idleSince = Date.now();
+  const orphanCheck = setInterval(() => {
+    if (service.size > 0 || server.connectionCount > 0) {
+      idleSince = Date.now();
+    } else if (Date.now() - idleSince >= orphanAfter) {
+      void exit(`no container and no client for ${Math.round(orphanAfter / 1000)}s (orphaned)`, 0);
+    }
+  }, Math.min(5000, Math.max(250, orphanAfter / 4)));
+  orphanCheck.unref();
   log.info({ version: SHIM_VERSION, revision: SHIM_REVISION, address, ttrpc_address: ttrpcAddress }, 'shim started');
 }

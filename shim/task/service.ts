@@ -19,7 +19,7 @@ import { toTimestamp } from '../../protocol/timestamp.js';
 import type { Reaper } from '../../reaper/reaper.js';
 import type { EventSink } from '../events/task-events.js';
 import { readBundleSpec } from '../platform/bundle.js';
-import { loadCgroup } from '../platform/cgroup.js';
+import { enableV2Controllers, loadCgroup } from '../platform/cgroup.js';
 import { mountRootfs } from '../platform/mount.js';
 import { statusToProto, type ExitInfo } from '../process/types.js';
 import { optionsFromAny, optionsJson } from '../runtime/options.js';
@@ -151,7 +151,9 @@ export class TaskService {
       return { pid };
     }
     const pid = await c.startInit();
-    if (!c.cgroup) void this.attachCgroup(c);
+    if (!c.cgroup) await this.attachCgroup(c);
+    // As the reference at init Start: on cgroup v2, let the container's cgroup use every root controller.
+    if (c.cgroup?.version === 2) void enableV2Controllers(c.cgroup.path, c.log);
     return { pid };
   }
 

@@ -293,6 +293,8 @@ class ContainerdInstance implements Containerd {
       this.configFile,
       configToml(this.version, { root: this.root, state: this.state, tmp: join(this.dir, 'tmp'), address: this.address, ttrpcAddress: this.ttrpcAddress, debug }),
     );
+    // Lets cleanupStale() recognise an instance whose test process died without stop().
+    await writeFile(join(this.dir, OWNER_FILE), JSON.stringify({ pid: process.pid, version: this.version, namespace: this.namespace }));
     await this.launch();
   }
 
@@ -508,6 +510,17 @@ class ContainerdInstance implements Containerd {
     }
   }
 
+  /** Cleanup for an instance whose owner is gone: no API, just kill containerd, shims, tasks; unmount; remove. */
+  async forceCleanup(): Promise<void> {
+    this.stopped = true;
+    for (const p of await listProcesses()) {
+      if (p.argv[0]?.endsWith('/containerd') && p.argv.includes(this.configFile)) signalPid(p.pid, 'SIGKILL');
+    }
+    await this.killLeftovers();
+    await unmountUnder(this.dir);
+    if ((await mountsUnder(this.dir)).length === 0) await removeDir(this.dir);
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -569,11 +582,35 @@ export function waitTaskStatus(cd: Containerd, id: string, status: string, timeo
   );
 }
 
+const OWNER_FILE = 'owner.json';
+
+/**
+ * Cleans up instances left by test processes that died without stop() (e.g. killed by a timeout):
+ * temp dirs `cd-*` whose owner process is gone. Called by startContainerd(); safe with concurrent tests.
+ */
+export async function cleanupStale(): Promise<void> {
+  const base = tempBase();
+  for (const name of await readdir(base).catch(() => [] as string[])) {
+    if (!name.startsWith('cd-')) continue;
+    const dir = join(base, name);
+    let owner: { pid: number; version: ContainerdVersion; namespace: string };
+    try {
+      owner = JSON.parse(await readFile(join(dir, OWNER_FILE), 'utf8')) as typeof owner;
+    } catch {
+      continue; // not ours, or still being set up
+    }
+    if (owner.pid === process.pid || (await isAlive(owner.pid))) continue;
+    const binaries = containerdBinaries(owner.version) ?? { binDir: '/usr/bin', containerd: '', ctr: '', runcShim: '' };
+    await new ContainerdInstance(owner.version, binaries, dir, owner.namespace, {}).forceCleanup().catch(() => undefined);
+  }
+}
+
 /** Starts a private containerd and waits until it answers. Always pair with `stop()` (e.g. in `after`). */
 export async function startContainerd(opts: StartOptions = {}): Promise<Containerd> {
   const version = opts.version ?? '1.6';
   const binaries = containerdBinaries(version);
   if (!binaries) throw new Error(`containerd ${version} binaries not found; run scripts/fetch-containerd.sh ${version}`);
+  await cleanupStale();
   const dir = await makeTempDir('cd-');
   if (join(dir, 'c.sock.ttrpc').length >= 100) throw new Error(`socket path under ${dir} too long; set SHIM_TEST_TMPDIR`);
   const instance = new ContainerdInstance(version, binaries, dir, opts.namespace ?? DEFAULT_NAMESPACE, opts);

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { createProcessIO, type ProcessIO } from '../../io/process-io.js';
 import * as sys from '../../io/sys.js';
 
-const logger = pino({ level: 'silent' });
+const logger = pino({ level: process.env['IO_TEST_LOG'] ?? 'silent' });
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
 after(async () => {
@@ -30,7 +30,7 @@ socket.send_fds(c, [b'/dev/ptmx'], [m])
 c.close(); os.close(m)
 def setup():
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-p = subprocess.Popen(['sh', '-c', sys.argv[2]], stdin=s, stdout=s, stderr=s, start_new_session=True, preexec_fn=setup)
+p = subprocess.Popen(["sh", "-c", sys.argv[2]], stdin=s, stdout=s, stderr=s, start_new_session=True, preexec_fn=setup if os.environ.get("CTTY", "1") == "1" else None)
 os.close(s)
 sys.exit(p.wait())
 `;
