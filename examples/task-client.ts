@@ -15,6 +15,9 @@ import { unpackAny } from '../protocol/typeurl.js';
 import { fromTimestamp, isZeroTime, type Timestamp } from '../protocol/timestamp.js';
 import { ShimError } from '../protocol/errdefs.js';
 
+const TASK_V2 = 'containerd.task.v2.Task';
+const TASK_V3 = 'containerd.task.v3.Task';
+
 const USAGE = `usage: task-client --address unix:///PATH --namespace NS --id ID [--exec-id EXEC] [--service containerd.task.v2.Task]
                    [--timeout SECONDS] connect|state|pids|stats|kill SIGNAL [--all]|wait|shutdown [--now]`;
 
@@ -23,7 +26,8 @@ interface Args {
   namespace: string;
   id: string;
   execId: string;
-  service: string;
+  /** Undefined: containerd.task.v2.Task, falling back to v3 for shims that serve only v3 (containerd 2.x runc shim). */
+  service: string | undefined;
   timeoutMs: number | undefined;
   all: boolean;
   now: boolean;
@@ -32,7 +36,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { address: '', namespace: 'default', id: '', execId: '', service: 'containerd.task.v2.Task', timeoutMs: undefined, all: false, now: false, command: '', rest: [] };
+  const a: Args = { address: '', namespace: 'default', id: '', execId: '', service: undefined, timeoutMs: undefined, all: false, now: false, command: '', rest: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = () => {
@@ -69,8 +73,12 @@ function parseSignal(s: string | undefined): number {
   return n;
 }
 
-/** JSON for humans: timestamps as ISO strings, enums by name, bytes as base64, Anys decoded when known. */
+/**
+ * JSON for humans: timestamps as ISO strings, enums by name, bytes as base64, Anys decoded when known,
+ * 64-bit integers (bigint in the generated code, e.g. cgroup metrics) as numbers, or strings when too big.
+ */
 function toJson(value: unknown, key = ''): unknown {
+  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
   if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
   if (Array.isArray(value)) return value.map((v) => toJson(v));
   if (value && typeof value === 'object') {
@@ -99,8 +107,18 @@ async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const client = await TtrpcClient.connect(a.address, { timeoutMs: 5000 });
   const opts = { metadata: { 'containerd-namespace-ttrpc': a.namespace }, ...(a.timeoutMs ? { timeoutMs: a.timeoutMs } : {}) };
-  const call = <Req, Res>(method: string, req: Req, reqCodec: MessageCodec<Req>, resCodec: MessageCodec<Res>) =>
-    client.callTyped(a.service, method, req, reqCodec, resCodec, opts);
+  let service = a.service ?? TASK_V2;
+  const call = async <Req, Res>(method: string, req: Req, reqCodec: MessageCodec<Req>, resCodec: MessageCodec<Res>): Promise<Res> => {
+    try {
+      return await client.callTyped(service, method, req, reqCodec, resCodec, opts);
+    } catch (err) {
+      // The containerd 2.x runc shim serves only v3 (identical messages); an unknown service ran nothing, so retry.
+      const v2Unknown = err instanceof ShimError && err.grpcCode === 12 && err.message === `service ${TASK_V2}`;
+      if (a.service !== undefined || !v2Unknown) throw err;
+      service = TASK_V3;
+      return client.callTyped(service, method, req, reqCodec, resCodec, opts);
+    }
+  };
   let result: unknown;
   switch (a.command) {
     case 'connect':

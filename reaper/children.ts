@@ -40,3 +40,13 @@ export function processState(pid: number): string | undefined {
     return undefined;
   }
 }
+
+/** kill(pid, 0): true while the pid exists (a zombie counts), also when it is not ours to signal. */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

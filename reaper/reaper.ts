@@ -53,7 +53,8 @@ import { getSystemErrorName } from 'node:util';
 import type { Logger } from 'pino';
 import { ShimError, kindOf } from '../protocol/errdefs.js';
 import { ChildRegistry } from './child-registry.js';
-import { listChildPids } from './children.js';
+import { abortError } from './abort.js';
+import { listChildPids, processExists } from './children.js';
 import { findSetpriv, resolveCommand } from './command.js';
 import { ExitHold } from './exit-hold.js';
 import { collect } from './output.js';
@@ -400,19 +401,4 @@ export class Reaper {
   private assertRunning(): void {
     if (this.stopped) throw new ShimError('Unavailable', 'reaper stopped');
   }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function abortError(what: string, signal: AbortSignal): ShimError {
-  const reason: unknown = signal.reason;
-  const kind = kindOf(reason);
-  return new ShimError(kind, `${what}: ${kind === 'DeadlineExceeded' ? 'timed out' : 'canceled'}`, { cause: reason });
 }

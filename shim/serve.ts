@@ -63,6 +63,8 @@ export async function runServe(flags: ShimFlags): Promise<void> {
     onShutdown: () => setImmediate(() => void exit('shutdown requested with no container left', 0)),
   });
   registerTaskService(server, service);
+  // containerd (re)connecting to us means its events endpoint is most likely back: stop waiting out the backoff.
+  server.on('connection', () => publisher.kick());
 
   process.on('SIGHUP', () => log.info('SIGHUP ignored'));
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -26,6 +26,9 @@ export class OrderedOutbox<T> {
   private running = false;
   private closed = false;
   private readonly stop = new AbortController();
+  /** Cuts the current backoff sleep short (kick, drain). */
+  private wake = new AbortController();
+  private kicked = false;
   private idleWaiters: Array<() => void> = [];
   private delivered = 0;
   private dropped = 0;
@@ -82,8 +85,13 @@ export class OrderedOutbox<T> {
           { err, event: this.opts.describe(head), queued: this.queue.length, retryInMs: backoff },
           'publishing event failed, will retry',
         );
-        await sleep(backoff * (0.75 + Math.random() * 0.5), this.stop.signal);
-        backoff = Math.min(maxBackoff, backoff * 2);
+        // Kicked (the endpoint is probably back, or we are about to exit): retry now, backoff from the start.
+        if (this.consumeKick()) {
+          backoff = this.opts.initialBackoffMs ?? 100;
+          continue;
+        }
+        await sleep(backoff * (0.75 + Math.random() * 0.5), AbortSignal.any([this.stop.signal, this.wake.signal]));
+        backoff = this.consumeKick() ? (this.opts.initialBackoffMs ?? 100) : Math.min(maxBackoff, backoff * 2);
       }
     }
     this.running = false;
@@ -94,9 +102,28 @@ export class OrderedOutbox<T> {
     }
   }
 
+  private consumeKick(): boolean {
+    if (!this.kicked) return false;
+    this.kicked = false;
+    this.wake = new AbortController();
+    return true;
+  }
+
+  /**
+   * Retry the head now instead of after the pending backoff (e.g. containerd reconnected to us, so its events
+   * endpoint is likely back). One immediate attempt; if it fails, backoff restarts from its initial value.
+   */
+  kick(): void {
+    if (this.queue.length === 0 || this.closed) return;
+    this.kicked = true;
+    this.wake.abort();
+  }
+
   /** Waits until everything queued so far is delivered, or the timeout passes; then stops retrying. */
   async drain(timeoutMs: number): Promise<{ undelivered: number }> {
     if (this.queue.length > 0) {
+      // Do not sit out a backoff sleep of up to ~6 s: the budget may be shorter than that.
+      this.kick();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         this.idleWaiters.push(() => {

@@ -50,6 +50,11 @@ export class EventPublisher implements EventSink {
     return this.outbox.stats;
   }
 
+  /** Retry a pending event now rather than after its backoff (call when containerd is likely reachable again). */
+  kick(): void {
+    this.outbox.kick();
+  }
+
   private async connection(): Promise<TtrpcClient> {
     if (this.client) return this.client;
     if (!this.connecting) {

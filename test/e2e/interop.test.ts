@@ -13,7 +13,7 @@ import { RUNTIMES, listTasks, selectedVersions, shimBinDir, startContainerd, wai
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { isAlive, readProc, uniqueId, waitFor } from '../harness/util.js';
 import { watchEvents } from '../harness/events.js';
-import { TASK_SERVICE } from '../harness/shim-client.js';
+import { TASK_SERVICE_V2, taskServiceFor } from '../harness/task-service.js';
 import { bytesField, parseFields, RawTtrpcConn, TYPE_RESPONSE, type PbField, type RawFrame } from '../harness/raw-ttrpc.js';
 import { TtrpcClient } from '../../protocol/ttrpc/client.js';
 import { ShimError } from '../../protocol/errdefs.js';
@@ -91,11 +91,11 @@ interface Capture {
 }
 
 /** The same raw requests, with containerd's metadata, to one shim; every answer as read off the socket. */
-async function capture(cd: Containerd, id: string): Promise<Omit<Capture, 'shimPid' | 'taskPid'>> {
+async function capture(cd: Containerd, id: string, service: string): Promise<Omit<Capture, 'shimPid' | 'taskPid'>> {
   const conn = await RawTtrpcConn.open(cd.shimSocketPath(cd.namespace, id));
   const metadata = { 'containerd-namespace-ttrpc': cd.namespace };
   const timeoutNano = 10_000_000_000n;
-  const task = (method: string, payload: Uint8Array) => ({ service: TASK_SERVICE, method, payload, metadata, timeoutNano });
+  const task = (method: string, payload: Uint8Array) => ({ service, method, payload, metadata, timeoutNano });
   try {
     const frames: Record<string, RawFrame> = {};
     frames.stateUnknownId = await conn.call(1, task('State', api.StateRequest.encode({ id: 'nope', execId: '' }).finish()));
@@ -124,17 +124,20 @@ for (const version of selectedVersions()) {
     });
 
     for (const rt of RUNTIMES) {
-      test(`${short(rt)}: our ttrpc client — Connect/State match ctr task ls, kill -9 gives STOPPED 137, unknown names give 12`, { timeout: 180_000 }, async () => {
+      test(`${short(rt)}: our ttrpc client — Connect/State match ctr task ls, kill -9 gives STOPPED 137, unknown names give 12`, { timeout: 180_000 }, async (t) => {
         const id = uniqueId('ic');
         // containerd's Go ttrpc client creates and starts the task through the shim's server.
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600'], { timeoutMs: 120_000 });
+        // The 2.x reference shim serves only containerd.task.v3.Task (same messages); containerd picks by bootstrap.json.
+        const service = await taskServiceFor(cd, id);
+        t.diagnostic(`task service: ${service}`);
         const client = await TtrpcClient.connect(cd.shimSocketPath(cd.namespace, id), { timeoutMs: 10_000 });
         const opts = { metadata: { 'containerd-namespace-ttrpc': cd.namespace }, timeoutMs: 30_000 };
         try {
           const listed = await waitTaskStatus(cd, id, 'RUNNING');
           assert.ok(listed.pid > 0);
 
-          const conn = await client.callTyped(TASK_SERVICE, 'Connect', { id }, api.ConnectRequest, api.ConnectResponse, opts);
+          const conn = await client.callTyped(service, 'Connect', { id }, api.ConnectRequest, api.ConnectResponse, opts);
           assert.equal(conn.taskPid, listed.pid);
           assert.ok(conn.shimPid > 0 && conn.shimPid !== conn.taskPid);
           assert.ok(await isAlive(conn.shimPid), `shim pid ${conn.shimPid} is not alive`);
@@ -142,32 +145,32 @@ for (const version of selectedVersions()) {
           assert.ok(shimProc?.argv.some((a) => expectedShimBinary(rt).test(a)), `shim argv: ${shimProc?.argv.join(' ')}`);
           assert.ok((await cd.shimProcesses()).some((p) => p.pid === conn.shimPid), 'the shim pid is one of this containerd\'s shims');
 
-          const st = await client.callTyped(TASK_SERVICE, 'State', { id, execId: '' }, api.StateRequest, api.StateResponse, opts);
+          const st = await client.callTyped(service, 'State', { id, execId: '' }, api.StateRequest, api.StateResponse, opts);
           assert.equal(st.id, id);
           assert.equal(st.pid, listed.pid);
           assert.equal(st.status, Status.RUNNING);
           assert.equal(Status[st.status], listed.status);
 
-          const unknownMethod = await callFails(client.call(TASK_SERVICE, 'Nope', new Uint8Array(0), opts));
+          const unknownMethod = await callFails(client.call(service, 'Nope', new Uint8Array(0), opts));
           assert.equal(unknownMethod.grpcCode, 12);
           assert.equal(unknownMethod.message, 'method Nope');
           const unknownService = await callFails(client.call('foo.Bar', 'State', new Uint8Array(0), opts));
           assert.equal(unknownService.grpcCode, 12);
           assert.equal(unknownService.message, 'service foo.Bar');
-          const unknownId = await callFails(client.callTyped(TASK_SERVICE, 'State', { id: 'nope', execId: '' }, api.StateRequest, api.StateResponse, opts));
+          const unknownId = await callFails(client.callTyped(service, 'State', { id: 'nope', execId: '' }, api.StateRequest, api.StateResponse, opts));
           assert.equal(unknownId.grpcCode, 5);
           assert.equal(unknownId.message, 'container not created');
 
-          await client.callTyped(TASK_SERVICE, 'Kill', { id, execId: '', signal: 9, all: false }, api.KillRequest, Empty, opts);
+          await client.callTyped(service, 'Kill', { id, execId: '', signal: 9, all: false }, api.KillRequest, Empty, opts);
           const stopped = await waitFor(async () => {
-            const s = await client.callTyped(TASK_SERVICE, 'State', { id, execId: '' }, api.StateRequest, api.StateResponse, opts);
+            const s = await client.callTyped(service, 'State', { id, execId: '' }, api.StateRequest, api.StateResponse, opts);
             return s.status === Status.STOPPED ? s : undefined;
           }, 20_000, `${id} STOPPED over ttrpc`);
           assert.equal(stopped.exitStatus, 137);
           assert.equal(stopped.pid, listed.pid);
           await waitTaskStatus(cd, id, 'STOPPED');
           // Connect still names the (dead) init pid.
-          const after = await client.callTyped(TASK_SERVICE, 'Connect', { id }, api.ConnectRequest, api.ConnectResponse, opts);
+          const after = await client.callTyped(service, 'Connect', { id }, api.ConnectRequest, api.ConnectResponse, opts);
           assert.equal(after.shimPid, conn.shimPid);
           assert.equal(after.taskPid, listed.pid);
         } finally {
@@ -230,17 +233,21 @@ for (const version of selectedVersions()) {
     test('byte level: both shims answer the same raw requests with the same bytes (the Go shim\'s fixtures)', { timeout: 240_000 }, async (t) => {
       const captures: Partial<Record<Runtime, Capture>> = {};
       const ids: string[] = [];
+      // Identical requests to both: the service name the reference shim serves (v3 on 2.x; ours serves both).
+      let service = TASK_SERVICE_V2;
       try {
         for (const rt of RUNTIMES) {
           const id = uniqueId(`raw-${short(rt)}`);
           ids.push(id);
           await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600'], { timeoutMs: 120_000 });
+          if (rt === 'io.containerd.runc.v2') service = await taskServiceFor(cd, id);
           const listed = await waitTaskStatus(cd, id, 'RUNNING');
           const shimPid = await shimPidOf(cd, id);
-          captures[rt] = { ...(await capture(cd, id)), shimPid, taskPid: listed.pid };
+          captures[rt] = { ...(await capture(cd, id, service)), shimPid, taskPid: listed.pid };
         }
         const go = captures['io.containerd.runc.v2']!;
         const ours = captures['io.containerd.ts.v2']!;
+        t.diagnostic(`task service: ${service}`);
         for (const [name, f] of Object.entries(go.frames)) t.diagnostic(`go ${name}: ${f.raw.toString('hex')}`);
 
         // Headers: same stream id back, response type, no flags, length = data length.

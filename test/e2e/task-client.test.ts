@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { RUNTIMES, listTasks, selectedVersions, shimBinDir, startContainerd, waitTaskStatus, type Containerd, type Runtime } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
+import { TASK_SERVICE_V2, TASK_SERVICE_V3, taskServiceFor } from '../harness/task-service.js';
 import { exec, isAlive, repoRoot, uniqueId, waitFor, type ExecResult } from '../harness/util.js';
 
 const IMG = DEFAULT_IMAGE;
@@ -98,6 +99,15 @@ for (const version of selectedVersions()) {
           t.diagnostic(`unknown exec: ${JSON.stringify(unknownExec)}`);
           const unknownService = toolError(await tool(id, [...idArgs, '--service', 'foo.Bar', 'state']));
           assert.deepEqual(unknownService, { code: 12, kind: 'NotImplemented', message: 'service foo.Bar' });
+          // The service containerd itself uses for this shim, named explicitly, works too (v3 for the 2.x reference).
+          const service = await taskServiceFor(cd, id);
+          t.diagnostic(`task service: ${service}`);
+          assert.equal(json<{ pid: number }>(await tool(id, [...idArgs, '--service', service, 'state'])).pid, listed.pid);
+          if (service === TASK_SERVICE_V3) {
+            // Only v3 there: an explicit v2 is not retried.
+            const v2 = toolError(await tool(id, [...idArgs, '--service', TASK_SERVICE_V2, 'state']));
+            assert.deepEqual(v2, { code: 12, kind: 'NotImplemented', message: `service ${TASK_SERVICE_V2}` });
+          }
 
           // wait blocks until the kill; started first so it really waits.
           const waiting = tool(id, [...idArgs, 'wait']);
@@ -124,7 +134,9 @@ for (const version of selectedVersions()) {
     test('usage errors and a dead address exit 1 with a message', { timeout: 60_000 }, async () => {
       const noSocket = await exec(process.execPath, [TOOL, '--address', 'unix:///nonexistent/shim.sock', '--id', 'x', 'connect'], { allowFail: true });
       assert.equal(noSocket.code, 1);
-      assert.match(noSocket.stderr, /^task-client: ttrpc: dial unix \/nonexistent\/shim\.sock/);
+      const dial = (JSON.parse(noSocket.stderr) as ToolError).error;
+      assert.equal(dial.kind, 'Unavailable');
+      assert.match(dial.message, /^ttrpc: dial unix \/nonexistent\/shim\.sock: .*ENOENT/);
       const noCommand = await exec(process.execPath, [TOOL, '--address', 'unix:///x'], { allowFail: true });
       assert.equal(noCommand.code, 1);
       assert.match(noCommand.stderr, /a command are required/);

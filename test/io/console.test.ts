@@ -100,13 +100,16 @@ test('terminal: a background process holding the slave does not keep output open
   const out = clientReader(p.stdout);
   const io = await createProcessIO({ stdin: '', stdout: p.stdout, stderr: '', terminal: true }, { id: 'c', namespace: 'n', uid: 0, gid: 0, logger });
   try {
-    const r = run(io, p.helper, 'sleep 30 & seq 1 3000');
+    const r = run(io, p.helper, `sleep 30 & echo $! > ${p.dir}/bg.pid; seq 1 3000`);
     await io.start(AbortSignal.timeout(10_000));
     assert.equal(await r.exit, 0);
     assert.equal(await io.drained(10_000), true);
     await out.ended;
   } finally {
     await io.close();
+    const { readFile } = await import('node:fs/promises');
+    const bg = Number(await readFile(join(p.dir, 'bg.pid'), 'utf8').catch(() => '0'));
+    if (bg > 0) try { process.kill(bg, 'SIGKILL'); } catch { /* already gone (SIGHUP) */ }
   }
   assert.ok(out.text().endsWith('3000\r\n'));
 });

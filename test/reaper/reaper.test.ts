@@ -199,8 +199,11 @@ test('spawn/run: errors, abort, output, input', { timeout: 30_000 }, async () =>
   assert.deepEqual({ ...(await killed.exited), at: 0 }, { pid: killed.pid, status: 137, signal: 9, at: 0 });
 
   // A daemonized grandchild holding stdout open does not hang run().
-  const held = await reaper.run('sh', ['-c', 'sleep 5 & echo started'], { drainTimeoutMs: 200 });
-  assert.equal(held.stdout.toString(), 'started\n');
+  const held = await reaper.run('sh', ['-c', 'sleep 30 & echo $!'], { drainTimeoutMs: 200 });
+  const grandchild = Number(held.stdout.toString());
+  assert.ok(grandchild > 0);
+  killQuietly([grandchild]);
+  assert.equal((await reaper.watch(grandchild)).status, 137);
   await expectNoZombies();
 });
 
