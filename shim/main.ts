@@ -29,6 +29,10 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     throw err;
   }
+  if (process.env.SHIM_TS_WRITE_CODE_CACHE === '1') {
+    // Build time: load every action's modules so the V8 code cache covers them (see scripts/loader.cjs).
+    await Promise.all([import('./start.js'), import('./serve.js'), import('./delete.js'), import('./info.js')]);
+  }
   if (flags.version) {
     await writeStdout(`${process.argv[1] ?? 'containerd-shim-ts-v2'}:\n  Version:  ${SHIM_VERSION}\n  Revision: ${SHIM_REVISION}\n  Node version: ${process.version}\n\n`);
     process.exit(0);

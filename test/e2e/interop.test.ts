@@ -170,9 +170,9 @@ for (const version of selectedVersions()) {
           assert.equal(stopped.pid, listed.pid);
           await waitTaskStatus(cd, id, 'STOPPED');
           // Connect still names the (dead) init pid.
-          const after = await client.callTyped(service, 'Connect', { id }, api.ConnectRequest, api.ConnectResponse, opts);
-          assert.equal(after.shimPid, conn.shimPid);
-          assert.equal(after.taskPid, listed.pid);
+          const again = await client.callTyped(service, 'Connect', { id }, api.ConnectRequest, api.ConnectResponse, opts);
+          assert.equal(again.shimPid, conn.shimPid);
+          assert.equal(again.taskPid, listed.pid);
         } finally {
           client.close();
           await cleanup(cd, id);
