@@ -194,9 +194,9 @@ describe('runc options on Create, by hand (ours and the reference)', () => {
   });
 
   /** start by hand (binary, env) for a fresh bundle; returns the bundle and a task connection. */
-  async function shimFor(binary: string, id: string, env?: NodeJS.ProcessEnv) {
+  async function shimFor(binary: string, id: string, env?: NodeJS.ProcessEnv, user?: { uid: number; gid: number }) {
     ids.push(id);
-    const b = await makeBundle(parent, id, { args: ['sh', '-c', 'echo hello; sleep 600'] });
+    const b = await makeBundle(parent, id, { args: ['sh', '-c', 'echo hello; sleep 600'], ...(user ? { user } : {}) });
     const r = await runShim(['-namespace', ns, '-address', address, '-publish-binary', '/usr/bin/containerd', '-id', id, 'start'], { cwd: b, binary, env });
     sockets.push(shimSocket(address, ns, id));
     assert.equal(r.code, 0, r.stderr);
@@ -214,7 +214,9 @@ describe('runc options on Create, by hand (ours and the reference)', () => {
     const seen: Record<string, { create: string; options: string; runtime: string; owner: string }> = {};
     for (const bin of BINARIES) {
       const id = uniqueId(`opt-${bin.name}`);
-      const { bundle, conn } = await shimFor(bin.path, id);
+      // The container runs as the io uid/gid (the user-namespace use case): runc re-chowns stdio to the
+      // process uid otherwise (keeping the gid), which would hide what the shim did.
+      const { bundle, conn } = await shimFor(bin.path, id, undefined, { uid: 1000, gid: 1001 });
       const out = join(tmp, `${id}.out`);
       const err = join(tmp, `${id}.err`);
       await exec('mkfifo', [out, err]);
