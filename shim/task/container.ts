@@ -295,6 +295,8 @@ export class Container {
       } finally {
         if (!opts.workPath) await rm(defaultWork, { recursive: true, force: true });
       }
+      // Not published by the 1.6 reference; later containerd clients and tools watch for it.
+      this.deps.events.publish({ type: 'TaskCheckpointed', event: { containerId: this.id, checkpoint: imagePath } });
     });
   }
 

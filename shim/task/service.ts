@@ -15,6 +15,7 @@ import {
 } from '../../protocol/errdefs.js';
 import type * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { CheckpointOptions, ProcessDetails } from '../../protocol/gen/containerd/runtime/v2/runc/options/oci.js';
+import { CheckpointOptions as LegacyCheckpointOptions } from '../../protocol/gen/containerd/runtime/linux/runctypes/runc.js';
 import { toTimestamp } from '../../protocol/timestamp.js';
 import type { Reaper } from '../../reaper/reaper.js';
 import type { EventSink } from '../events/task-events.js';
@@ -229,9 +230,12 @@ export class TaskService {
     let o = CheckpointOptions.fromPartial({});
     if (req.options?.typeUrl) {
       const url = req.options.typeUrl.slice(req.options.typeUrl.lastIndexOf('/') + 1);
-      if (url !== 'containerd.runc.v1.CheckpointOptions') throw invalidArgument(`unsupported checkpoint options type ${req.options.typeUrl}`);
+      // ctr sends the older containerd.linux.runc.CheckpointOptions to runtimes not named io.containerd.runc.*
+      // (as for Create's options): same fields, image/work path numbers swapped.
+      const codec = url === 'containerd.runc.v1.CheckpointOptions' ? CheckpointOptions : url === 'containerd.linux.runc.CheckpointOptions' ? LegacyCheckpointOptions : undefined;
+      if (!codec) throw invalidArgument(`unsupported checkpoint options type ${req.options.typeUrl}`);
       try {
-        o = CheckpointOptions.decode(req.options.value);
+        o = codec.decode(req.options.value);
       } catch (err) {
         throw invalidArgument('invalid checkpoint options', err);
       }

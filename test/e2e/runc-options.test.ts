@@ -182,6 +182,9 @@ describe('runc options on Create, by hand (ours and the reference)', () => {
   let parent: string;
   const ids: string[] = [];
   const sockets: string[] = [];
+  // Every daemon gets a reader on its bundle's log FIFO, as containerd provides (the reference blocks in
+  // opening it otherwise, and then does not even act on SIGTERM).
+  const logs: FifoReader[] = [];
 
   before(async () => {
     tmp = await makeTempDir('rh-');
@@ -190,6 +193,7 @@ describe('runc options on Create, by hand (ours and the reference)', () => {
     await mkdir(parent);
   });
   after(async () => {
+    for (const l of logs) l.close();
     await cleanupByHand({ address, namespace: ns, tmp, ids, sockets });
   });
 
@@ -197,6 +201,7 @@ describe('runc options on Create, by hand (ours and the reference)', () => {
   async function shimFor(binary: string, id: string, env?: NodeJS.ProcessEnv, user?: { uid: number; gid: number }) {
     ids.push(id);
     const b = await makeBundle(parent, id, { args: ['sh', '-c', 'echo hello; sleep 600'], ...(user ? { user } : {}) });
+    logs.push(new FifoReader(join(b, 'log')));
     const r = await runShim(['-namespace', ns, '-address', address, '-publish-binary', '/usr/bin/containerd', '-id', id, 'start'], { cwd: b, binary, env });
     sockets.push(shimSocket(address, ns, id));
     assert.equal(r.code, 0, r.stderr);
@@ -322,6 +327,7 @@ describe('runc options on Create, by hand (ours and the reference)', () => {
         const id = uniqueId(`cg-${bin.name}`);
         ids.push(id);
         const b = await makeBundle(parent, id, { args: ['true'] });
+        logs.push(new FifoReader(join(b, 'log')));
         const r = await runShim(['-namespace', ns, '-address', address, '-id', id, 'start'], { cwd: b, binary: bin.path, input: encodeAny(runcOptionsAny({ shimCgroup: cg })) });
         sockets.push(shimSocket(address, ns, id));
         assert.equal(r.code, 0, r.stderr);
@@ -342,6 +348,7 @@ describe('runc options on Create, by hand (ours and the reference)', () => {
       assert.deepEqual(lines, placements.reference, 'same placement as the reference');
       t.diagnostic(lines.join(' '));
     } finally {
+      for (const d of await daemonsFor(address)) if (d.argv.some((a) => a.startsWith('cg-'))) process.kill(d.pid, 'SIGKILL');
       for (const d of made.reverse()) await waitFor(() => rmdir(d).then(() => true), 10_000, `rmdir ${d}`).catch(() => undefined);
     }
   });

@@ -124,6 +124,9 @@ describe('shim binary run by hand', () => {
     assert.equal(fds.get(0), '/dev/null');
     assert.equal(fds.get(1), '/dev/null');
     assert.ok([...fds.values()].some((t) => t.startsWith('socket:')), 'holds the listening socket');
+    // SIGPIPE ignored: log writes to a FIFO containerd no longer reads must not kill the daemon.
+    const sigIgn = BigInt('0x' + (/^SigIgn:\s*([0-9a-f]+)$/m.exec(await readFile(`/proc/${daemon.pid}/status`, 'utf8'))?.[1] ?? '0'));
+    assert.equal((sigIgn >> 12n) & 1n, 1n, 'SIGPIPE (13) ignored');
 
     // A second start for the same group (same id, and another bundle carrying the group annotation).
     const again = await start(id, b);
