@@ -65,7 +65,7 @@ function subcommand(line: string): string {
 function normalize(text: string, map: Record<string, string>): string {
   let out = text;
   for (const key of Object.keys(map).sort((a, b) => b.length - a.length)) out = out.split(key).join(map[key]!);
-  return out.replace(/ctd-checkpoint\d+/g, 'ctd-checkpoint*').replace(/\s+$/, '');
+  return out.replace(/ctrd?-checkpoint\d+/g, '<checkpoint-tmp>').replace(/\s+$/, '');
 }
 
 async function removeTask(cd: Containerd, id: string): Promise<void> {
@@ -152,7 +152,7 @@ for (const version of selectedVersions()) {
         assert.equal(o[i]!.dumpLog, r[i]!.dumpLog, 'criu-dump.log copied into the bundle alike');
         assert.equal(o[i]!.after, r[i]!.after, 'same task status afterwards');
       }
-      assert.match(o[0]!.argv[0]!, / checkpoint --image-path <cd>\/tmp\/ctd-checkpoint\*|checkpoint --image-path \S*ctd-checkpoint\* /);
+      assert.match(o[0]!.argv[0]!, / checkpoint --image-path \S*<checkpoint-tmp> /);
       assert.match(o[0]!.argv[0]!, /--work-path <cd>\/state\/io\.containerd\.runtime\.v2\.task\/shimtest\/<id>\/work\/criu-work --leave-running <id>$/);
       assert.match(o[1]!.argv[0]!, /checkpoint --image-path <side>\/img --work-path <side>\/work <id>$/);
       if (!criuOk) {
@@ -217,7 +217,7 @@ for (const version of selectedVersions()) {
           assert.equal(r.code, 0, r.stderr);
         } else {
           assert.notEqual(r.code, 0);
-          assert.match(r.stderr, /^ctr: runc did not terminate successfully: exit status 1: criu failed: type DUMP errno 0 path= \S+\/criu-dump\.log: unknown$/m);
+          assert.match(r.stderr, /^ctr: runc did not terminate successfully: exit status 1: criu failed: type DUMP errno 0 path= \S+\/criu-dump\.log(: unknown)?$/m);
         }
         assert.equal((await waitTaskStatus(ours, id, 'RUNNING')).status, 'RUNNING');
       } finally {
