@@ -23,6 +23,8 @@ import {
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, fdCount, makeTempDir, openFds, removeDir, repoRoot, sleep, uniqueId, waitFor, zombieChildren } from '../harness/util.js';
 import { connectShim, type ShimConnection } from '../harness/shim-client.js';
+import { ShimError } from '../../protocol/errdefs.js';
+import type { MessageCodec } from '../../protocol/ttrpc/service.js';
 import { watchEvents, type EventStream } from '../harness/events.js';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Empty } from '../../protocol/gen/google/protobuf/empty.js';
@@ -58,6 +60,39 @@ async function shimPidOf(cd: Containerd, id: string): Promise<number> {
 async function processSpec(cd: Containerd, id: string, args: string[]): Promise<api.ExecProcessRequest['spec']> {
   const spec = JSON.parse(await readFile(join(bundleOf(cd, id), 'config.json'), 'utf8')) as { process: Record<string, unknown> };
   return { typeUrl: PROCESS_TYPE_URL, value: Buffer.from(JSON.stringify({ ...spec.process, args, terminal: false })) };
+}
+
+type TaskConn = Pick<ShimConnection, 'call' | 'fails' | 'close'>;
+
+/**
+ * A Task API connection to the shim of `id`. The 2.x reference shim serves the same messages as
+ * `containerd.task.v3.Task` only; ours (and the 1.6/1.7 reference) answer `containerd.task.v2.Task`.
+ */
+async function taskConn(cd: Containerd, id: string): Promise<TaskConn> {
+  const shim = await connectShim(cd, id);
+  const metadata = { 'containerd-namespace-ttrpc': cd.namespace };
+  let service = 'containerd.task.v2.Task';
+  try {
+    await shim.call('Connect', { id }, api.ConnectRequest, api.ConnectResponse);
+  } catch (err) {
+    if (!(err instanceof ShimError && err.grpcCode === 12)) throw err;
+    service = 'containerd.task.v3.Task';
+  }
+  const call = <Req, Res>(method: string, req: Req, reqCodec: MessageCodec<Req>, resCodec: MessageCodec<Res>, timeoutMs = 30_000) =>
+    shim.client.callTyped(service, method, req, reqCodec, resCodec, { metadata, timeoutMs });
+  return {
+    call,
+    async fails(method, req, reqCodec) {
+      try {
+        await shim.client.call(service, method, reqCodec.encode(req).finish(), { metadata, timeoutMs: 30_000 });
+      } catch (err) {
+        if (err instanceof ShimError) return err;
+        throw err;
+      }
+      throw new Error(`${method} was expected to fail`);
+    },
+    close: () => shim.close(),
+  };
 }
 
 interface Ev {
@@ -171,7 +206,7 @@ for (const version of selectedVersions()) {
         try {
           await waitTaskStatus(cd, id, 'RUNNING');
           const input = Array.from({ length: 2000 }, (_, i) => `in ${i}\n`).join('');
-          const shim = await connectShim(cd, id);
+          const shim = await taskConn(cd, id);
           let echoed;
           try {
             echoed = await cd.ctr(['task', 'exec', '--exec-id', 'cat', id, 'cat'], {
@@ -202,7 +237,7 @@ for (const version of selectedVersions()) {
         }
       });
 
-      test(`${short(rt)}: 50 execs in a row leave the shim's fd count and children as they were`, { timeout: 240_000 }, async () => {
+      test(`${short(rt)}: 50 execs in a row leave the shim's fd count and children as they were`, { timeout: 240_000 }, async (t) => {
         const id = uniqueId('fd');
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         try {
@@ -223,7 +258,10 @@ for (const version of selectedVersions()) {
           if (!settled) {
             const now = await openFds(shimPid);
             const extra = [...now].filter(([fd, target]) => beforeFds.get(fd) !== target).map(([fd, t]) => `${fd}->${t}`);
-            assert.fail(`shim fds grew from ${before} to ${now.size}: ${extra.join(', ')}`);
+            const msg = `shim fds grew from ${before} to ${now.size}: ${extra.join(', ')}`;
+            // The 1.7 reference (Go with pidfd support) keeps a few pidfds around for a while: report, don't fail.
+            if (rt === OURS) assert.fail(msg);
+            t.diagnostic(`reference: ${msg}`);
           }
           assert.deepEqual(await zombieChildren(shimPid), []);
         } finally {
@@ -236,10 +274,10 @@ for (const version of selectedVersions()) {
         const events = watchEvents(cd);
         await sleep(300);
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
-        let shim: ShimConnection | undefined;
+        let shim: TaskConn | undefined;
         try {
           await waitTaskStatus(cd, id, 'RUNNING');
-          shim = await connectShim(cd, id);
+          shim = await taskConn(cd, id);
           const s = shim;
           const execReq = async (execId: string, args: string[], io: Partial<api.ExecProcessRequest> = {}): Promise<api.ExecProcessRequest> => ({
             id,
@@ -327,11 +365,11 @@ for (const version of selectedVersions()) {
         const id = uniqueId('fio');
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         const dir = await makeTempDir('exfifo-');
-        let shim: ShimConnection | undefined;
+        let shim: TaskConn | undefined;
         const toClose: Array<() => void> = [];
         try {
           await waitTaskStatus(cd, id, 'RUNNING');
-          shim = await connectShim(cd, id);
+          shim = await taskConn(cd, id);
           const s = shim;
           // stdin → cat → stdout; EOF after CloseIO and our writer closed.
           const [stdin, stdout, stderr] = await Promise.all(['c-stdin', 'c-stdout', 'c-stderr'].map((n) => mkfifo(dir, n)));
@@ -390,10 +428,10 @@ for (const version of selectedVersions()) {
         const events = watchEvents(cd);
         await sleep(300);
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
-        let shim: ShimConnection | undefined;
+        let shim: TaskConn | undefined;
         try {
           await waitTaskStatus(cd, id, 'RUNNING');
-          shim = await connectShim(cd, id);
+          shim = await taskConn(cd, id);
           const s = shim;
           for (const e of ['r1', 'r2', 'r3']) {
             await s.call('Exec', { id, execId: e, terminal: false, stdin: '', stdout: '', stderr: '', spec: await processSpec(cd, id, ['sleep', '600']) }, api.ExecProcessRequest, Empty);

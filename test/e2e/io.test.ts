@@ -22,7 +22,8 @@ import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { makeTempDir, removeDir, repoRoot, sleep, uniqueId, waitFor } from '../harness/util.js';
 
 const IMG = DEFAULT_IMAGE;
-const short = (rt: Runtime) => (rt === 'io.containerd.ts.v2' ? 'ts' : 'runc');
+const OURS: Runtime = 'io.containerd.ts.v2';
+const short = (rt: Runtime) => (rt === OURS ? 'ts' : 'runc');
 const LOGGER = join(repoRoot(), 'test', 'fixtures', 'binary-logger.sh');
 
 async function cleanup(cd: Containerd, id: string): Promise<void> {
@@ -178,17 +179,28 @@ for (const version of selectedVersions()) {
         assert.equal((await readFile(join(dir, argsFile!), 'utf8')).trim(), `dir ${dir}`);
       });
 
-      test(`${short(rt)}: file:// output gets stdout and stderr in one file (parent dir created)`, async () => {
+      test(`${short(rt)}: file:// output gets stdout and stderr in one file (parent dir created)`, async (t) => {
         const file = join(tmp, `file-${short(rt)}`, 'sub', 'out.log');
         const r = await cd.ctr(['run', '--rm', '--runtime', rt, '--log-uri', `file://${file}`, IMG, uniqueId('file'), 'sh', '-c', 'seq 1 1000; echo err-line >&2'], {
           allowFail: true,
         });
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout, '');
+        let problem = '';
         const text = await waitFor(async () => {
           const t = await readFile(file, 'utf8');
           return t.includes('err-line\n') && t.includes('1000\n') ? t : undefined;
-        }, 10_000, 'file content');
+        }, 10_000, 'file content').catch(async (err: Error) => {
+          const got = await readFile(file, 'utf8').catch((e: Error) => e.message);
+          problem = `${err.message}; ${got.length} chars, head ${JSON.stringify(got.slice(0, 40))}, tail ${JSON.stringify(got.slice(-40))}`;
+          return got;
+        });
+        if (problem) {
+          // The 1.6.20 reference sometimes loses stderr in file:// mode (seen: "err-line" missing in 1 of 8 runs).
+          if (rt === OURS) assert.fail(problem);
+          t.diagnostic(`reference lost output: ${problem}`);
+          return;
+        }
         const lines = text.split('\n').filter(Boolean);
         assert.deepEqual(lines.filter((l) => l !== 'err-line'), Array.from({ length: 1000 }, (_, i) => String(i + 1)));
         assert.equal(lines.filter((l) => l === 'err-line').length, 1);

@@ -21,12 +21,15 @@ import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { sleep, uniqueId, waitFor } from '../harness/util.js';
 
 const IMG = DEFAULT_IMAGE;
-const short = (rt: Runtime) => (rt === 'io.containerd.ts.v2' ? 'ts' : 'runc');
+const OURS: Runtime = 'io.containerd.ts.v2';
+const short = (rt: Runtime) => (rt === OURS ? 'ts' : 'runc');
 /**
  * A shell reading commands from the terminal in cooked mode. Not an interactive `sh`: busybox ash's line
  * editor asks the terminal for the cursor position (ESC[6n) and swallows input while it waits for an answer.
  */
-const COMMAND_LOOP = 'while read c; do eval "$c"; done';
+const COMMAND_LOOP = 'echo READY-$((6*7)); while read c; do eval "$c"; done';
+/** What COMMAND_LOOP prints once it runs and its output reaches the client: only then is it safe to type. */
+const READY = /READY-42\n/;
 
 async function cleanup(cd: Containerd, id: string): Promise<void> {
   await cd.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], { allowFail: true });
@@ -86,18 +89,28 @@ class PtyCtr {
   }
 }
 
-/** One `ctr run -t` of a long output: every line, including the unterminated last one, must arrive. */
-async function ttyTail(cd: Containerd, rt: Runtime): Promise<void> {
+/**
+ * ctr's own log lines (e.g. `error="cannot resize a stopped container"` when its first ResizePty races with the
+ * exit of a short process, seen with both runtimes), which land in the same terminal as the container's output.
+ */
+const stripCtrLog = (text: string): string => text.replace(/(\x1b\[\d+m)?(error|ERRO|WARN|time=)[^\n]*\n/g, '');
+
+/**
+ * One `ctr run -t` of a long output: every line, including the unterminated last one, must arrive.
+ * Returns a problem description, or '' when the output is complete.
+ */
+async function ttyTail(cd: Containerd, rt: Runtime): Promise<string> {
   const id = uniqueId('ttyseq');
   const c = new PtyCtr(cd, ['run', '-t', '--rm', '--runtime', rt, IMG, id, 'sh', '-c', 'seq 1 20000; printf last-line-no-newline']);
   try {
     const e = await Promise.race([c.exited, sleep(60_000).then(() => undefined)]);
     assert.equal(e?.exitCode, 0, c.text().slice(-300));
     const want = Array.from({ length: 20000 }, (_, i) => `${i + 1}\n`).join('') + 'last-line-no-newline';
-    const text = c.text();
-    // ctr prints nothing else on a successful run; allow only for terminal control noise before the output.
-    assert.ok(text.endsWith(want), `tail: ${JSON.stringify(text.slice(-80))}, length ${text.length} vs ${want.length}`);
+    const text = stripCtrLog(c.text() + '\n').slice(0, -1);
+    if (!text.endsWith(want)) return `tail: ${JSON.stringify(text.slice(-80))}, length ${text.length} vs ${want.length}`;
+    // Nothing else but terminal control noise before the output.
     assert.ok(text.length - want.length < 64, `unexpected extra output: ${JSON.stringify(text.slice(0, text.length - want.length))}`);
+    return '';
   } finally {
     await c.kill();
     await cleanup(cd, id);
@@ -120,7 +133,7 @@ for (const version of selectedVersions()) {
         const id = uniqueId('tty');
         const c = new PtyCtr(cd, ['run', '-t', '--rm', '--runtime', rt, IMG, id, 'sh', '-c', COMMAND_LOOP], 100, 40);
         try {
-          await waitTaskStatus(cd, id, 'RUNNING');
+          await c.expect(READY, 'shell ready');
           c.write('[ -t 0 ] && [ -t 1 ] && echo "IS-A-""TTY"; tty; stty size\r');
           await c.expect(/IS-A-TTY\n\/dev\/pts\/\d+\n40 100\n/, 'tty and initial size');
           const mark = c.text().length;
@@ -140,16 +153,23 @@ for (const version of selectedVersions()) {
         }
       });
 
-      test(`${short(rt)}: terminal output arrives complete up to the last line (3 runs)`, async () => {
-        for (let run = 0; run < 3; run++) await ttyTail(cd, rt);
+      test(`${short(rt)}: terminal output arrives complete up to the last line (3 runs)`, async (t) => {
+        for (let run = 0; run < 3; run++) {
+          const problem = await ttyTail(cd, rt);
+          if (!problem) continue;
+          // The 1.6.20 reference can lose the tail of a terminal's output (seen: stopped at line 15123 of 20000).
+          if (rt === OURS) assert.fail(`run ${run + 1}: ${problem}`);
+          t.diagnostic(`reference, run ${run + 1}: ${problem}`);
+        }
       });
 
       test(`${short(rt)}: ctr task exec -t sees a tty; resize shows; exit code returned`, async () => {
         const id = uniqueId('etty');
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
+        await waitTaskStatus(cd, id, 'RUNNING');
         const c = new PtyCtr(cd, ['task', 'exec', '-t', '--exec-id', 'sh1', id, 'sh', '-c', COMMAND_LOOP], 90, 30);
         try {
-          await waitTaskStatus(cd, id, 'RUNNING');
+          await c.expect(READY, 'exec shell ready');
           c.write('[ -t 0 ] && echo "IS-A-""TTY"; stty size\r');
           await c.expect(/IS-A-TTY\n30 90\n/, 'exec tty and size');
           c.pty.resize(132, 43);
@@ -168,7 +188,8 @@ for (const version of selectedVersions()) {
           try {
             const de = await Promise.race([d.exited, sleep(30_000).then(() => undefined)]);
             assert.equal(de?.exitCode, 0);
-            assert.ok(d.text().endsWith(Array.from({ length: 3000 }, (_, i) => `${i + 1}\n`).join('')), JSON.stringify(d.text().slice(-60)));
+            const want = Array.from({ length: 3000 }, (_, i) => `${i + 1}\n`).join('');
+            assert.ok(stripCtrLog(d.text()).endsWith(want), JSON.stringify(d.text().slice(-60)));
           } finally {
             await d.kill();
           }
