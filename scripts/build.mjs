@@ -55,7 +55,7 @@ for (const e of entries) {
 // The loader runs shim.js through a V8 code cache; produce the cache by running the shim once (-v, and a
 // start that fails early) with the same V8 flags as the wrapper below, since V8 rejects caches built with
 // other flags.
-const V8_FLAGS = ['--max-semi-space-size=1', '--v8-pool-size=1'];
+const V8_FLAGS = ['--v8-pool-size=1'];
 copyFileSync(join(root, 'scripts', 'loader.cjs'), join(dist, 'containerd-shim-ts-v2.cjs'));
 rmSync(join(dist, 'shim.js.cache'), { force: true });
 {
