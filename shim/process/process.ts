@@ -4,8 +4,15 @@
  */
 import type { Logger } from 'pino';
 import type { ProcessIO } from '../../io/process-io.js';
-import { Deferred } from '../sync.js';
+import { Deferred, withTimeout } from '../sync.js';
 import type { ExitInfo, ProcessSnapshot, ProcessStatus, StdioStrings } from './types.js';
+
+/** How long Delete waits for a process's output to be copied (the reference: 2 s). */
+export const DRAIN_ON_DELETE_MS = 2000;
+/** How long an exit waits for a terminal's output to drain before it is published. */
+const DRAIN_ON_EXIT_MS = 2000;
+/** Go's zero time: what the reference reports as exited_at of a process that never exited. */
+export const GO_ZERO_TIME = new Date(-62135596800000);
 
 export abstract class ProcessBase {
   status: ProcessStatus = 'created';
@@ -33,6 +40,17 @@ export abstract class ProcessBase {
     this.exit = exit;
     if (this.status !== 'deleted') this.status = 'stopped';
     this.exitedDeferred.resolve(exit);
+  }
+
+  /**
+   * Called once the exit is known, before it is published: consoles stop waiting for more output, and
+   * terminal output is drained (bounded) so that clients see the whole tail before the exit event.
+   */
+  async drainAfterExit(): Promise<void> {
+    const io = this.io;
+    if (!io) return;
+    io.processExited();
+    if (this.stdio.terminal) await withTimeout(io.drained(DRAIN_ON_EXIT_MS), DRAIN_ON_EXIT_MS, false);
   }
 
   snapshot(): ProcessSnapshot {

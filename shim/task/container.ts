@@ -1,35 +1,32 @@
 /**
- * One container: its init process, its exec processes, and every operation on them. Ordering rules that
- * containerd relies on are enforced here (shim-v2-protocol.md §5.3–5.5, §12.4):
- * - /tasks/start (or exec-started) is queued before the /tasks/exit of the same process: an exit is handled
- *   only after the Start that launched it has settled (`starting`).
+ * One container: its init process and every operation on it; its exec processes live in an ExecSet.
+ * Ordering rules that containerd relies on (shim-v2-protocol.md §5.3–5.5, §12.4):
+ * - /tasks/start is queued before the init's /tasks/exit: an exit is handled only after the Start that
+ *   launched the process has settled (`starting`).
  * - exec exits are queued before the init's exit: the init exit waits for every running exec to exit
  *   (after a kill-all when the PID namespace is shared, since then the kernel kills nothing for us).
  * - no exec starts once the init's exit has been seen.
  * - /tasks/delete is queued only after /tasks/exit (Delete requires a stopped process).
  */
-import { readFile, rm, writeFile, mkdir, copyFile } from 'node:fs/promises';
+import { rm, mkdir, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { ShimError, alreadyExists, failedPrecondition, invalidArgument, notFound } from '../../protocol/errdefs.js';
-import { createProcessIO, type ProcessIO, type StdioConfig } from '../../io/process-io.js';
+import { ShimError, notFound } from '../../protocol/errdefs.js';
+import { createProcessIO, type ProcessIOOptions } from '../../io/process-io.js';
 import type { Reaper } from '../../reaper/reaper.js';
 import type { EventSink } from '../events/task-events.js';
 import type { BundleSpec } from '../platform/bundle.js';
 import type { CgroupHandle } from '../platform/cgroup.js';
 import { unmountAll } from '../platform/mount.js';
-import { ProcessBase } from '../process/process.js';
+import { DRAIN_ON_DELETE_MS, GO_ZERO_TIME, ProcessBase } from '../process/process.js';
 import { wrongState } from '../process/state.js';
 import type { ExitInfo, StdioStrings } from '../process/types.js';
 import type { RuncOptions } from '../runtime/options.js';
-import { Runc } from '../runtime/runc.js';
-import { SerialQueue, withTimeout } from '../sync.js';
+import type { Runc } from '../runtime/runc.js';
+import { SerialQueue } from '../sync.js';
 import { toTimestamp } from '../../protocol/timestamp.js';
-
-/** How long Delete waits for a process's output to be copied (the reference: 2 s). */
-const DRAIN_ON_DELETE_MS = 2000;
-/** How long an exit waits for a terminal's output to drain before it is published. */
-const DRAIN_ON_EXIT_MS = 2000;
+import { readPidFile } from './bundle-files.js';
+import { ExecSet } from './execs.js';
 
 export interface ContainerDeps {
   readonly namespace: string;
@@ -40,17 +37,6 @@ export interface ContainerDeps {
 
 export class InitProcess extends ProcessBase {
   readonly mutations = new SerialQueue();
-}
-
-export class ExecProcess extends ProcessBase {
-  constructor(
-    id: string,
-    stdio: StdioStrings,
-    log: Logger,
-    readonly spec: Record<string, unknown>,
-  ) {
-    super(id, stdio, log);
-  }
 }
 
 export interface ContainerInit {
@@ -69,13 +55,12 @@ export class Container {
   readonly id: string;
   readonly bundle: string;
   readonly init: InitProcess;
-  readonly execs = new Map<string, ExecProcess>();
+  readonly execs: ExecSet;
   readonly log: Logger;
   cgroup: CgroupHandle | undefined;
   stopOomWatch: (() => void) | undefined;
   /** Set the moment the init's exit is seen: no exec may start after it. */
   initExitSeen = false;
-  private readonly reserved = new Set<string>();
 
   constructor(
     readonly cfg: ContainerInit,
@@ -85,6 +70,16 @@ export class Container {
     this.bundle = cfg.bundle;
     this.log = deps.log.child({ container_id: cfg.id });
     this.init = new InitProcess(cfg.id, cfg.stdio, this.log);
+    this.execs = new ExecSet({
+      containerId: cfg.id,
+      bundle: cfg.bundle,
+      runc: cfg.runc,
+      reaper: deps.reaper,
+      events: deps.events,
+      log: this.log,
+      ioOptions: (id, log) => this.ioOptions(id, log),
+      init: () => ({ status: this.init.status, exitSeen: this.initExitSeen }),
+    });
   }
 
   get runc(): Runc {
@@ -95,7 +90,7 @@ export class Container {
     return join(this.bundle, 'init.pid');
   }
 
-  ioOptions(id: string, log: Logger) {
+  ioOptions(id: string, log: Logger): ProcessIOOptions {
     return {
       id,
       namespace: this.deps.namespace,
@@ -110,7 +105,7 @@ export class Container {
   /** runc create (or nothing for a checkpointed create: restore happens at Start). */
   async createInit(signal: AbortSignal): Promise<void> {
     if (this.cfg.checkpoint) return;
-    const io = await createProcessIO(toStdioConfig(this.cfg.stdio), this.ioOptions(this.id, this.log));
+    const io = await createProcessIO(this.cfg.stdio, this.ioOptions(this.id, this.log));
     this.init.io = io;
     await this.runc.create(
       this.id,
@@ -160,7 +155,7 @@ export class Container {
   }
 
   private async restoreInit(): Promise<void> {
-    const io = await createProcessIO(toStdioConfig(this.cfg.stdio), this.ioOptions(this.id, this.log));
+    const io = await createProcessIO(this.cfg.stdio, this.ioOptions(this.id, this.log));
     this.init.io = io;
     await this.runc.restore(
       this.id,
@@ -190,11 +185,11 @@ export class Container {
       await this.runc.kill(this.id, 9, true).catch((err: unknown) => this.log.debug({ err }, 'kill-all after init exit'));
     }
     // Exec exits come first: wait for every exec that is starting or running to be handled.
-    await Promise.all([...this.execs.values()].map((e) => this.execSettled(e)));
+    await this.execs.settled();
     if (p.status === 'paused' || p.status === 'pausing') {
       await this.runc.resume(this.id).catch((err: unknown) => this.log.warn({ err }, 'resume of exited paused container'));
     }
-    await this.drainAfterExit(p);
+    await p.drainAfterExit();
     p.markExited({ ...exit, exitedAt: new Date() });
     this.stopOomWatch?.();
     this.stopOomWatch = undefined;
@@ -208,20 +203,6 @@ export class Container {
         exitedAt: toTimestamp(p.exit!.exitedAt),
       },
     });
-  }
-
-  /** Terminal output is drained (bounded) before the exit is published, so clients see the whole tail. */
-  private async drainAfterExit(p: ProcessBase): Promise<void> {
-    const io = p.io;
-    if (!io) return;
-    io.processExited();
-    if (p.stdio.terminal) await withTimeout(io.drained(DRAIN_ON_EXIT_MS), DRAIN_ON_EXIT_MS, false);
-  }
-
-  /** Resolves when an exec has either failed to start, been deleted, or had its exit handled. */
-  private async execSettled(e: ExecProcess): Promise<void> {
-    if (e.starting) await e.starting.catch(() => undefined);
-    if (e.status === 'running') await e.exited;
   }
 
   async killInit(signal: number, all: boolean): Promise<void> {
@@ -310,11 +291,11 @@ export class Container {
       await this.runc.delete(this.id, false);
       p.status = 'deleted';
       await p.io?.close();
-      for (const e of this.execs.values()) await e.io?.close();
+      await this.execs.closeAll();
       this.stopOomWatch?.();
       this.stopOomWatch = undefined;
       if (this.cfg.rootfsMounted) unmountAll(join(this.bundle, 'rootfs'));
-      const exit = p.exit ?? { pid: p.pid, status: 0, exitedAt: new Date(-62135596800000) };
+      const exit = p.exit ?? { pid: p.pid, status: 0, exitedAt: GO_ZERO_TIME };
       if (!p.exit) p.markExited(exit);
       return exit;
     });
@@ -333,121 +314,9 @@ export class Container {
     }
   }
 
-  // ---- exec processes -------------------------------------------------------------------------------
-
-  addExec(execId: string, stdio: StdioStrings, spec: Record<string, unknown>): ExecProcess {
-    if (this.execs.has(execId) || this.reserved.has(execId)) throw alreadyExists(`id ${execId}`);
-    const init = this.init.status;
-    if (init !== 'created' && init !== 'running') throw wrongState('exec', init);
-    if (this.initExitSeen) throw failedPrecondition(`container ${this.id} init process is not running`);
-    const proc = new ExecProcess(execId, stdio, this.log.child({ exec_id: execId }), { ...spec, terminal: stdio.terminal });
-    this.execs.set(execId, proc);
-    return proc;
-  }
-
-  getExec(execId: string): ExecProcess {
-    const e = this.execs.get(execId);
-    if (!e) throw notFound(`process does not exist ${execId}`);
-    return e;
-  }
-
-  async startExec(e: ExecProcess): Promise<number> {
-    if (e.status !== 'created' || e.starting) throw wrongState('start', e.status === 'created' ? 'running' : e.status);
-    if (this.initExitSeen || this.init.status !== 'running') {
-      throw failedPrecondition(`container ${this.id} init process is not running`);
-    }
-    const pidFile = join(this.bundle, `${e.id}.pid`);
-    const run = (async () => {
-      const io = await createProcessIO(toStdioConfig(e.stdio), this.ioOptions(e.id, e.log));
-      e.io = io;
-      try {
-        await this.runc.exec(this.id, e.spec, pidFile, io.runtime.consoleSocket, {
-          stdio: io.runtime.stdio,
-          afterSpawn: () => io.afterSpawn(),
-        });
-        await io.start(AbortSignal.timeout(30_000));
-        e.pid = await readPidFile(pidFile);
-      } catch (err) {
-        await io.close().catch(() => undefined);
-        // Never started: nothing to report as an exit; Wait returns at once, as with the reference.
-        e.markExited({ pid: 0, status: 255, exitedAt: new Date() });
-        throw err;
-      }
-      e.status = e.exit ? 'stopped' : 'running';
-      const pid = e.pid;
-      this.deps.reaper.watch(pid).then(
-        (exit) => this.onExecExit(e, { pid, status: exit.status, exitedAt: new Date() }),
-        (err: unknown) => e.log.error({ err, pid }, 'watching exec process failed'),
-      );
-      this.deps.events.publish({ type: 'TaskExecStarted', event: { containerId: this.id, execId: e.id, pid } });
-      return pid;
-    })();
-    e.starting = run;
-    try {
-      return await run;
-    } finally {
-      e.starting = undefined;
-    }
-  }
-
-  private async onExecExit(e: ExecProcess, exit: ExitInfo): Promise<void> {
-    if (e.starting) await e.starting.catch(() => undefined);
-    if (e.status === 'deleted' || e.exit) return;
-    e.log.debug({ pid: exit.pid, exit_status: exit.status }, 'exec process exited');
-    await this.drainAfterExit(e);
-    e.markExited({ ...exit, exitedAt: new Date() });
-    this.deps.events.publish({
-      type: 'TaskExit',
-      event: { containerId: this.id, id: e.id, pid: exit.pid, exitStatus: exit.status, exitedAt: toTimestamp(e.exit!.exitedAt) },
-    });
-  }
-
-  async killExec(e: ExecProcess, signal: number): Promise<void> {
-    switch (e.status) {
-      case 'deleted':
-        throw notFound('cannot kill a deleted process');
-      case 'stopped':
-        throw notFound('process already finished');
-      case 'created':
-        throw failedPrecondition('process not created');
-      default:
-        break;
-    }
-    try {
-      process.kill(e.pid, signal);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ESRCH') throw notFound('exec kill error: process already finished', err);
-      throw new ShimError('Unknown', `exec kill error: ${(err as Error).message}`, { cause: err });
-    }
-  }
-
-  async deleteExec(e: ExecProcess): Promise<ExitInfo> {
-    if (e.status === 'deleted') throw notFound('cannot delete a deleted process');
-    if (e.status === 'running' || e.starting) throw wrongState('delete', 'running');
-    if (e.io) await e.io.drained(DRAIN_ON_DELETE_MS);
-    await e.io?.close();
-    e.status = 'deleted';
-    this.execs.delete(e.id);
-    await rm(join(this.bundle, `${e.id}.pid`), { force: true });
-    const exit = e.exit ?? { pid: e.pid, status: 0, exitedAt: new Date(-62135596800000) };
-    if (!e.exit) e.markExited(exit);
-    return exit;
-  }
-
-  /** Pids of exec processes, for Pids' ProcessDetails. */
-  execIdByPid(): Map<number, string> {
-    const m = new Map<number, string>();
-    for (const e of this.execs.values()) if (e.pid > 0) m.set(e.pid, e.id);
-    return m;
-  }
-
   /** The process a request names: the init for an empty exec id. */
   process(execId: string): ProcessBase {
-    return execId ? this.getExec(execId) : this.init;
-  }
-
-  ioOf(execId: string): ProcessIO | undefined {
-    return this.process(execId).io;
+    return execId ? this.execs.get(execId) : this.init;
   }
 }
 
@@ -460,21 +329,3 @@ export interface CheckpointRequestOptions {
   readonly emptyNamespaces: readonly string[];
   readonly workPath: string;
 }
-
-function toStdioConfig(s: StdioStrings): StdioConfig {
-  return { stdin: s.stdin, stdout: s.stdout, stderr: s.stderr, terminal: s.terminal };
-}
-
-export async function readPidFile(path: string): Promise<number> {
-  const text = await readFile(path, 'utf8');
-  const pid = parseInt(text.trim(), 10);
-  if (!Number.isInteger(pid) || pid <= 0) throw new ShimError('Internal', `invalid pid file ${path}: ${JSON.stringify(text.slice(0, 32))}`);
-  return pid;
-}
-
-export async function writeBundleOptions(bundle: string, optionsJsonText: string, runtimeBinary: string): Promise<void> {
-  await writeFile(join(bundle, 'options.json'), optionsJsonText, { mode: 0o600 });
-  await writeFile(join(bundle, 'runtime'), runtimeBinary, { mode: 0o600 });
-}
-
-export { invalidArgument };

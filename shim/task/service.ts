@@ -23,9 +23,11 @@ import { readBundleSpec } from '../platform/bundle.js';
 import { enableV2Controllers, loadCgroup } from '../platform/cgroup.js';
 import { mountRootfs } from '../platform/mount.js';
 import { statusToProto, type ExitInfo } from '../process/types.js';
+import { GO_ZERO_TIME } from '../process/process.js';
 import { optionsFromAny, optionsJson } from '../runtime/options.js';
 import { DEFAULT_RUNC_ROOT, Runc } from '../runtime/runc.js';
-import { Container, writeBundleOptions } from './container.js';
+import { writeBundleOptions } from './bundle-files.js';
+import { Container } from './container.js';
 import { validateId, validatePath } from './validate.js';
 
 export interface TaskServiceDeps {
@@ -37,7 +39,6 @@ export interface TaskServiceDeps {
   readonly onShutdown: () => void;
 }
 
-const ZERO_TIME = new Date(-62135596800000);
 
 export class TaskService {
   private readonly containers = new Map<string, Container>();
@@ -148,7 +149,7 @@ export class TaskService {
   async start(req: api.StartRequest): Promise<api.StartResponse> {
     const c = this.get(req.id);
     if (req.execId) {
-      const pid = await c.startExec(c.getExec(req.execId));
+      const pid = await c.execs.start(c.execs.get(req.execId));
       return { pid };
     }
     const pid = await c.startInit();
@@ -177,7 +178,7 @@ export class TaskService {
       stderr: snap.stdio.stderr,
       terminal: snap.stdio.terminal,
       exitStatus: snap.exit?.status ?? 0,
-      exitedAt: toTimestamp(snap.exit?.exitedAt ?? ZERO_TIME),
+      exitedAt: toTimestamp(snap.exit?.exitedAt ?? GO_ZERO_TIME),
       execId: '',
     };
   }
@@ -186,7 +187,7 @@ export class TaskService {
     const c = this.get(req.id);
     let exit: ExitInfo;
     if (req.execId) {
-      exit = await c.deleteExec(c.getExec(req.execId));
+      exit = await c.execs.delete(c.execs.get(req.execId));
     } else {
       exit = await c.deleteInit();
       this.containers.delete(req.id);
@@ -202,7 +203,7 @@ export class TaskService {
   async pids(req: api.PidsRequest): Promise<api.PidsResponse> {
     const c = this.get(req.id);
     const pids = await c.runc.ps(req.id);
-    const execs = c.execIdByPid();
+    const execs = c.execs.idsByPid();
     return {
       processes: pids.map((pid) => {
         const execId = execs.get(pid);
@@ -247,7 +248,7 @@ export class TaskService {
   async kill(req: api.KillRequest): Promise<void> {
     const c = this.get(req.id);
     if (req.signal <= 0 || req.signal > 64) throw invalidArgument(`invalid signal ${req.signal}`);
-    if (req.execId) await c.killExec(c.getExec(req.execId), req.signal);
+    if (req.execId) c.execs.kill(c.execs.get(req.execId), req.signal);
     else await c.killInit(req.signal, req.all);
   }
 
@@ -262,7 +263,7 @@ export class TaskService {
       throw invalidArgument('exec spec is not valid JSON', err);
     }
     if (!spec || typeof spec !== 'object' || Array.isArray(spec)) throw invalidArgument('exec spec must be a JSON object');
-    c.addExec(req.execId, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, spec as Record<string, unknown>);
+    c.execs.add(req.execId, { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal }, spec as Record<string, unknown>);
     this.deps.events.publish({ type: 'TaskExecAdded', event: { containerId: req.id, execId: req.execId } });
   }
 

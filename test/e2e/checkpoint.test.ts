@@ -65,7 +65,7 @@ function subcommand(line: string): string {
 function normalize(text: string, map: Record<string, string>): string {
   let out = text;
   for (const key of Object.keys(map).sort((a, b) => b.length - a.length)) out = out.split(key).join(map[key]!);
-  return out.replace(/ctrd?-checkpoint\d+/g, '<checkpoint-tmp>').replace(/\s+$/, '');
+  return out.replace(/\bc[a-z]*-checkpoint\d+/g, '<checkpoint-tmp>').replace(/\s+$/, '');
 }
 
 async function removeTask(cd: Containerd, id: string): Promise<void> {

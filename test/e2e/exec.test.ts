@@ -23,8 +23,6 @@ import {
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, fdCount, makeTempDir, openFds, removeDir, repoRoot, sleep, uniqueId, waitFor, zombieChildren } from '../harness/util.js';
 import { connectShim, type ShimConnection } from '../harness/shim-client.js';
-import { ShimError } from '../../protocol/errdefs.js';
-import type { MessageCodec } from '../../protocol/ttrpc/service.js';
 import { watchEvents, type EventStream } from '../harness/events.js';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Empty } from '../../protocol/gen/google/protobuf/empty.js';
@@ -68,31 +66,9 @@ type TaskConn = Pick<ShimConnection, 'call' | 'fails' | 'close'>;
  * A Task API connection to the shim of `id`. The 2.x reference shim serves the same messages as
  * `containerd.task.v3.Task` only; ours (and the 1.6/1.7 reference) answer `containerd.task.v2.Task`.
  */
-async function taskConn(cd: Containerd, id: string): Promise<TaskConn> {
-  const shim = await connectShim(cd, id);
-  const metadata = { 'containerd-namespace-ttrpc': cd.namespace };
-  let service = 'containerd.task.v2.Task';
-  try {
-    await shim.call('Connect', { id }, api.ConnectRequest, api.ConnectResponse);
-  } catch (err) {
-    if (!(err instanceof ShimError && err.grpcCode === 12)) throw err;
-    service = 'containerd.task.v3.Task';
-  }
-  const call = <Req, Res>(method: string, req: Req, reqCodec: MessageCodec<Req>, resCodec: MessageCodec<Res>, timeoutMs = 30_000) =>
-    shim.client.callTyped(service, method, req, reqCodec, resCodec, { metadata, timeoutMs });
-  return {
-    call,
-    async fails(method, req, reqCodec) {
-      try {
-        await shim.client.call(service, method, reqCodec.encode(req).finish(), { metadata, timeoutMs: 30_000 });
-      } catch (err) {
-        if (err instanceof ShimError) return err;
-        throw err;
-      }
-      throw new Error(`${method} was expected to fail`);
-    },
-    close: () => shim.close(),
-  };
+/** Our ttrpc client on the task's shim, speaking whichever Task service name the shim answers. */
+function taskConn(cd: Containerd, id: string): Promise<TaskConn> {
+  return connectShim(cd, id);
 }
 
 interface Ev {
