@@ -20,7 +20,7 @@ import { CheckpointOptions as LegacyCheckpointOptions } from '../../protocol/gen
 import { selectedVersions, startContainerd, waitTaskStatus, listTasks, type Containerd } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, isAlive, makeTempDir, removeDir, repoRoot, sleep, uniqueId, waitFor } from '../harness/util.js';
-import { watchEvents } from '../harness/events.js';
+import { watchEventsReady } from '../harness/events.js';
 import {
   FifoReader,
   REFERENCE_SHIM,
@@ -168,13 +168,12 @@ for (const version of selectedVersions()) {
     test('a successful dump publishes /tasks/checkpointed {container_id, checkpoint} from ours (fake CRIU); --exit stops the task', TIMEOUT, async (t) => {
       const found: Record<string, { events: string[]; after: string; image: boolean }> = {};
       for (const [name, cd] of [['ts', ours], ['reference', ref]] as const) {
-        const events = watchEvents(cd);
+        const events = await watchEventsReady(cd);
         const id = uniqueId(`cke-${name}`);
         const image = join(dir, `fake-${name}`, 'img');
         await cd.ctr(['run', '-d', '--runc-binary', fake.path, IMG, id, 'sleep', '600']);
         try {
           await waitTaskStatus(cd, id, 'RUNNING');
-          await sleep(300); // ctr events subscribes asynchronously
           const r = await cd.ctr(['task', 'checkpoint', '--image-path', image, id], { allowFail: true, timeoutMs: 120_000 });
           assert.equal(r.code, 0, r.stderr);
           assert.equal((await waitTaskStatus(cd, id, 'RUNNING')).status, 'RUNNING');

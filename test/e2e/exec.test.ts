@@ -23,7 +23,7 @@ import {
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, fdCount, makeTempDir, openFds, removeDir, repoRoot, sleep, uniqueId, waitFor, zombieChildren } from '../harness/util.js';
 import { connectShim, type ShimConnection } from '../harness/shim-client.js';
-import { watchEvents, type EventStream } from '../harness/events.js';
+import { watchEventsReady, type EventStream } from '../harness/events.js';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Empty } from '../../protocol/gen/google/protobuf/empty.js';
 
@@ -251,8 +251,7 @@ for (const version of selectedVersions()) {
 
       test(`${short(rt)}: Exec API by hand: Exec/State/Kill/Start/ResizePty/Wait/Delete, AlreadyExists, events`, async () => {
         const id = uniqueId('api');
-        const events = watchEvents(cd);
-        await sleep(300);
+        const events = await watchEventsReady(cd);
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         let shim: TaskConn | undefined;
         try {
@@ -405,8 +404,7 @@ for (const version of selectedVersions()) {
 
       test(`${short(rt)}: exec exits are published before the init exit; no exec starts after init exited`, async () => {
         const id = uniqueId('ord');
-        const events = watchEvents(cd);
-        await sleep(300);
+        const events = await watchEventsReady(cd);
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         let shim: TaskConn | undefined;
         try {

@@ -24,7 +24,7 @@ import {
 } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, isAlive, makeTempDir, mountsUnder, signalPid, sleep, uniqueId, waitFor } from '../harness/util.js';
-import { watchEvents } from '../harness/events.js';
+import { watchEventsReady } from '../harness/events.js';
 import {
   FifoReader,
   REFERENCE_SHIM,
@@ -102,7 +102,7 @@ for (const version of selectedVersions()) {
     for (const rt of RUNTIMES) {
       test(`${short(rt)}: shim SIGKILLed: containerd's delete path leaves no process, mount, runc state or task; /tasks/exit 137`, async (t) => {
         const id = uniqueId('sk');
-        const events = watchEvents(cd);
+        const events = await watchEventsReady(cd);
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sh', '-c', 'sleep 600 & sleep 600 & wait']);
         try {
           await waitTaskStatus(cd, id, 'RUNNING');

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { RUNTIMES, listTasks, selectedVersions, shimBinDir, startContainerd, waitTaskStatus, type Containerd, type Runtime } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { sleep, uniqueId, waitFor } from '../harness/util.js';
-import { watchEvents, type EventStream } from '../harness/events.js';
+import { watchEventsReady, type EventStream } from '../harness/events.js';
 
 const TIMEOUT = { timeout: 180_000 };
 const IMG = DEFAULT_IMAGE;
@@ -53,7 +53,7 @@ for (const version of selectedVersions()) {
 
     for (const rt of RUNTIMES) {
       test(`${short(rt)}: an exec hitting the limit is killed (137), /tasks/oom names only its container, Stats count the kill`, TIMEOUT, async (t) => {
-        const events = watchEvents(cd);
+        const events = await watchEventsReady(cd);
         const id = uniqueId(`oom-${short(rt)}`);
         const bystander = uniqueId(`by-${short(rt)}`);
         try {
@@ -61,7 +61,6 @@ for (const version of selectedVersions()) {
           await cd.ctr(['run', '-d', '--runtime', rt, '--memory-limit', LIMIT, IMG, bystander, 'sleep', '600']);
           await waitTaskStatus(cd, id, 'RUNNING');
           await waitTaskStatus(cd, bystander, 'RUNNING');
-          await sleep(300); // ctr events subscribes asynchronously
           const before = await oomKills(cd, id);
           assert.equal(before.kills, 0, before.raw);
           const hog = await cd.ctr(['task', 'exec', '--exec-id', 'hog', id, 'tail', '/dev/zero'], { allowFail: true, timeoutMs: 120_000 });
@@ -87,7 +86,7 @@ for (const version of selectedVersions()) {
       });
 
       test(`${short(rt)}: an init hitting the limit exits 137 with /tasks/oom before /tasks/exit; Stats still readable until delete`, TIMEOUT, async (t) => {
-        const events = watchEvents(cd);
+        const events = await watchEventsReady(cd);
         const id = uniqueId(`oomi-${short(rt)}`);
         try {
           await sleep(300);

@@ -15,7 +15,7 @@ import { RUNTIMES, listTasks, selectedVersions, shimBinDir, startContainerd, wai
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, isAlive, makeTempDir, mountsUnder, openFds, sleep, uniqueId, waitFor } from '../harness/util.js';
 import { connectShim } from '../harness/shim-client.js';
-import { watchEvents } from '../harness/events.js';
+import { watchEventsReady } from '../harness/events.js';
 import {
   FifoReader,
   REFERENCE_SHIM,
@@ -384,7 +384,7 @@ for (const version of selectedVersions()) {
     for (const rt of RUNTIMES) {
       test(`${short(rt)}: shim SIGKILLed while its container runs → containerd's cleanup (delete action) leaves nothing`, TIMEOUT, async () => {
         const id = uniqueId('kill');
-        const events = watchEvents(cd);
+        const events = await watchEventsReady(cd);
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         try {
           const t = await waitTaskStatus(cd, id, 'RUNNING');

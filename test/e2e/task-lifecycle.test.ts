@@ -19,7 +19,7 @@ import {
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { isAlive, sleep, uniqueId, waitFor } from '../harness/util.js';
 import { connectShim } from '../harness/shim-client.js';
-import { watchEvents } from '../harness/events.js';
+import { watchEventsReady } from '../harness/events.js';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Empty } from '../../protocol/gen/google/protobuf/empty.js';
 
@@ -184,9 +184,8 @@ for (const version of selectedVersions()) {
 
       test(`${short(rt)}: ctr events show create, start, exit, delete in order`, async () => {
         const id = uniqueId('ev');
-        const events = watchEvents(cd);
+        const events = await watchEventsReady(cd);
         try {
-          await sleep(300);
           const r = await cd.ctr(['run', '--rm', '--runtime', rt, IMG, id, 'true'], { allowFail: true });
           assert.equal(r.code, 0, r.stderr);
           const topics = await waitFor(async () => {

@@ -24,3 +24,25 @@ export function watchEvents(cd: Containerd): EventStream {
     },
   };
 }
+
+/**
+ * `ctr events` subscribes asynchronously: this starts the stream and returns once it is really receiving,
+ * proven by the create event of a probe container (created and removed until one shows up).
+ */
+export async function watchEventsReady(cd: Containerd, image = 'docker.io/library/busybox:test'): Promise<EventStream> {
+  const stream = watchEvents(cd);
+  const deadline = Date.now() + 20_000;
+  for (let n = 0; ; n++) {
+    const probe = `events-probe-${process.pid}-${Date.now()}-${n}`;
+    await cd.ctr(['container', 'create', image, probe]);
+    await cd.ctr(['container', 'rm', probe]);
+    for (let i = 0; i < 10; i++) {
+      if (stream.lines().some((l) => l.includes(probe))) return stream;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (Date.now() > deadline) {
+      stream.stop();
+      throw new Error('ctr events did not subscribe within 20 s');
+    }
+  }
+}
