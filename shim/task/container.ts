@@ -287,7 +287,9 @@ export class Container {
       const p = this.init;
       if (p.status === 'deleted') throw notFound('cannot delete a deleted process');
       if (p.status !== 'created' && p.status !== 'stopped') throw wrongState('delete', p.status);
-      if (p.io) await p.io.drained(DRAIN_ON_DELETE_MS);
+      if (p.io && !(await p.io.drained(DRAIN_ON_DELETE_MS))) {
+        this.log.warn({ timeout_ms: DRAIN_ON_DELETE_MS }, 'output not drained before delete; closing anyway');
+      }
       await this.runc.delete(this.id, false);
       p.status = 'deleted';
       await p.io?.close();

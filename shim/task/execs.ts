@@ -151,7 +151,9 @@ export class ExecSet {
   async delete(e: ExecProcess): Promise<ExitInfo> {
     if (e.status === 'deleted') throw notFound('cannot delete a deleted process');
     if (e.status === 'running' || e.starting) throw wrongState('delete', 'running');
-    if (e.io) await e.io.drained(DRAIN_ON_DELETE_MS);
+    if (e.io && !(await e.io.drained(DRAIN_ON_DELETE_MS))) {
+      e.log.warn({ timeout_ms: DRAIN_ON_DELETE_MS }, 'exec output not drained before delete; closing anyway');
+    }
     await e.io?.close();
     e.status = 'deleted';
     this.execs.delete(e.id);
