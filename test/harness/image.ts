@@ -141,7 +141,20 @@ function json(value: unknown): Buffer {
  * Builds (or reuses from .cache/images/) the busybox OCI image layout tarball for `ref`.
  * The content depends only on the busybox binary, `ref` and the harness format.
  */
-export async function buildBusyboxImage(ref = DEFAULT_IMAGE): Promise<BuiltImage> {
+const building = new Map<string, Promise<BuiltImage>>();
+
+export function buildBusyboxImage(ref = DEFAULT_IMAGE): Promise<BuiltImage> {
+  // Concurrent callers in one process share one build.
+  let p = building.get(ref);
+  if (!p) {
+    p = buildBusyboxImageOnce(ref);
+    building.set(ref, p);
+    p.catch(() => building.delete(ref));
+  }
+  return p;
+}
+
+async function buildBusyboxImageOnce(ref: string): Promise<BuiltImage> {
   const bbPath = busyboxPath();
   const busybox = await readFile(bbPath);
   if (isDynamicElf(busybox)) throw new Error(`${bbPath} is dynamically linked; the image needs busybox-static`);
@@ -203,7 +216,8 @@ export async function buildBusyboxImage(ref = DEFAULT_IMAGE): Promise<BuiltImage
   const built: BuiltImage = { tarball, ref, diffId, manifestDigest, platform: `${platform.os}/${platform.architecture}` };
   await mkdir(cacheDir, { recursive: true });
   // Atomic publish: concurrent test files may build the same image at once.
-  const tmpSuffix = `.${process.pid}.tmp`;
+  // Unique per call: one test process may build the same image for two containerds at once.
+  const tmpSuffix = `.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   await writeFile(tarball + tmpSuffix, archive);
   await rename(tarball + tmpSuffix, tarball);
   await writeFile(metaFile + tmpSuffix, JSON.stringify(built, null, 2));
