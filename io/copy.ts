@@ -17,6 +17,8 @@ export interface Copy {
   stop(): void;
   /** Stops reading and ends the destination gracefully (what was written is flushed). */
   end(): void;
+  /** Bytes read from the source so far: lets callers tell a slow drain from a stuck one. */
+  readonly bytes: number;
 }
 
 export interface CopyOptions {
@@ -37,12 +39,18 @@ const isEnded = (s: Readable): boolean => s.readableEnded;
  */
 export function startCopy(src: Readable, dst: Writable, opts: CopyOptions): Copy {
   let finished = false;
+  let bytes = 0;
+  // Counting with a 'data' listener keeps the source flowing: it is removed whenever the pipe is undone.
+  const count = (chunk: Buffer): void => {
+    bytes += chunk.length;
+  };
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
   const finish = (): void => {
     if (finished) return;
     finished = true;
     src.off('end', onSourceEnd);
+    src.off('data', count);
     try {
       opts.onDone?.();
     } finally {
@@ -70,10 +78,15 @@ export function startCopy(src: Readable, dst: Writable, opts: CopyOptions): Copy
   }
   src.once('end', onSourceEnd);
   src.pipe(dst, { end: false });
+  src.on('data', count);
   if (isEnded(src)) onSourceEnd();
   return {
     done,
+    get bytes() {
+      return bytes;
+    },
     end() {
+      src.off('data', count);
       src.unpipe(dst);
       onSourceEnd();
     },

@@ -58,6 +58,8 @@ export interface ProcessIO {
   processExited(): void;
   /** true once all output was copied; false if `timeoutMs` passed first. */
   drained(timeoutMs: number): Promise<boolean>;
+  /** Output bytes copied so far (all streams), to tell a slow drain from a stuck one. */
+  copiedBytes(): number;
   /** Releases everything (Delete, failed Create). Idempotent. */
   close(): Promise<void>;
 }
@@ -107,6 +109,10 @@ abstract class BaseIO implements ProcessIO {
   closeStdin(): void {
     this.stdinClosed = true;
     this.stdinReader?.closeWriter();
+  }
+
+  copiedBytes(): number {
+    return this.outputs.reduce((n, c) => n + c.bytes, 0);
   }
 
   async drained(timeoutMs: number): Promise<boolean> {

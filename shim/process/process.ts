@@ -53,6 +53,23 @@ export abstract class ProcessBase {
     if (this.stdio.terminal) await withTimeout(io.drained(DRAIN_ON_EXIT_MS), DRAIN_ON_EXIT_MS, false);
   }
 
+  /**
+   * Before Delete closes the IO: wait for the output copy to finish. Like the reference we give up after
+   * DRAIN_ON_DELETE_MS without progress (a daemonized grandchild may hold the pipe forever), but unlike it we
+   * keep waiting while bytes still flow, so a slow client never loses the tail of a large output.
+   */
+  async drainBeforeDelete(): Promise<boolean> {
+    const io = this.io;
+    if (!io) return true;
+    let last = io.copiedBytes();
+    for (;;) {
+      if (await io.drained(DRAIN_ON_DELETE_MS)) return true;
+      const now = io.copiedBytes();
+      if (now === last) return false;
+      last = now;
+    }
+  }
+
   snapshot(): ProcessSnapshot {
     return { id: this.id, pid: this.pid, status: this.status, stdio: this.stdio, exit: this.exit };
   }

@@ -287,8 +287,8 @@ export class Container {
       const p = this.init;
       if (p.status === 'deleted') throw notFound('cannot delete a deleted process');
       if (p.status !== 'created' && p.status !== 'stopped') throw wrongState('delete', p.status);
-      if (p.io && !(await p.io.drained(DRAIN_ON_DELETE_MS))) {
-        this.log.warn({ timeout_ms: DRAIN_ON_DELETE_MS }, 'output not drained before delete; closing anyway');
+      if (!(await p.drainBeforeDelete())) {
+        this.log.warn({ idle_ms: DRAIN_ON_DELETE_MS }, 'output stopped flowing before it ended; closing anyway');
       }
       await this.runc.delete(this.id, false);
       p.status = 'deleted';

@@ -151,8 +151,8 @@ export class ExecSet {
   async delete(e: ExecProcess): Promise<ExitInfo> {
     if (e.status === 'deleted') throw notFound('cannot delete a deleted process');
     if (e.status === 'running' || e.starting) throw wrongState('delete', 'running');
-    if (e.io && !(await e.io.drained(DRAIN_ON_DELETE_MS))) {
-      e.log.warn({ timeout_ms: DRAIN_ON_DELETE_MS }, 'exec output not drained before delete; closing anyway');
+    if (!(await e.drainBeforeDelete())) {
+      e.log.warn({ idle_ms: DRAIN_ON_DELETE_MS }, 'exec output stopped flowing before it ended; closing anyway');
     }
     await e.io?.close();
     e.status = 'deleted';
