@@ -167,7 +167,7 @@ for (const version of selectedVersions()) {
       // first input typed into a fresh `ctr task exec -t` sometimes never shows (no echo, no answer). Kept
       // running and reported as todo until it is fixed, so it cannot hide: see the closing note of issue 5.
       const knownFlaky = rt === OURS ? { todo: 'first input to a fresh tty exec is sometimes lost (under investigation)' } : {};
-      test(`${short(rt)}: ctr task exec -t sees a tty; resize shows; exit code returned`, knownFlaky, async () => {
+      test(`${short(rt)}: ctr task exec -t sees a tty; resize shows; exit code returned`, knownFlaky, async (t) => {
         const id = uniqueId('etty');
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         await waitTaskStatus(cd, id, 'RUNNING');
@@ -196,7 +196,10 @@ for (const version of selectedVersions()) {
             const de = await Promise.race([d.exited, sleep(30_000).then(() => undefined)]);
             assert.equal(de?.exitCode, 0);
             const want = Array.from({ length: 3000 }, (_, i) => `${i + 1}\n`).join('');
-            assert.ok(stripCtrLog(d.text()).endsWith(want), JSON.stringify(d.text().slice(-60)));
+            const complete = stripCtrLog(d.text()).endsWith(want);
+            // The 1.6.20 reference can lose the tail of a terminal's output (see the tail test above).
+            if (rt === OURS) assert.ok(complete, JSON.stringify(d.text().slice(-60)));
+            else if (!complete) t.diagnostic(`reference lost the tail of a tty exec: ${JSON.stringify(d.text().slice(-60))}`);
           } finally {
             await d.kill();
           }
