@@ -1,17 +1,11 @@
 /** Entry point of containerd-shim-ts-v2: parse the Go-style command line and run one action. */
 import { FlagError, USAGE, parseFlags, type ShimFlags } from './flags.js';
 import { RUNTIME_NAME, SHIM_REVISION, SHIM_VERSION } from './version.js';
+import { readStdin } from './stdin.js';
 
 function fail(message: string, code: number): never {
   process.stderr.write(`${RUNTIME_NAME}: ${message}\n`);
   process.exit(code);
-}
-
-async function readAllStdin(): Promise<Buffer> {
-  if (process.stdin.isTTY) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
 }
 
 function writeStdout(data: string | Uint8Array): Promise<void> {
@@ -39,7 +33,7 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   if (flags.info) {
     const { runInfo } = await import('./info.js');
-    await writeStdout(await runInfo(await readAllStdin()));
+    await writeStdout(await runInfo(await readStdin()));
     process.exit(0);
   }
   if (!flags.namespace) fail('shim namespace cannot be empty', 1);

@@ -12,6 +12,7 @@ import { groupKey, readBundleSpec } from './platform/bundle.js';
 import { socketAddress, socketPath } from './platform/socket-address.js';
 import { decodeRuntimeOptions } from './runtime/options.js';
 import { joinCgroup } from './platform/cgroup-join.js';
+import { readStdin } from './stdin.js';
 
 export interface StartResult {
   readonly address: string;
@@ -85,13 +86,6 @@ export async function writeAddressFile(bundle: string, address: string): Promise
     await fh.close();
   }
   await rename(tmp, join(bundle, 'address'));
-}
-
-async function readStdin(): Promise<Buffer> {
-  if (process.stdin.isTTY) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 /** Daemon OOM score = containerd's + 1 (clamped), so the kernel prefers killing the shim over containerd. */
