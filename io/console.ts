@@ -143,10 +143,10 @@ export class Console {
 
   /**
    * Ends output once everything the container wrote was read. Normally EOF (EIO) arrives by itself when the
-   * last slave fd closes; the kernel flushes pending input before it reports EIO. When something still holds
-   * the slave (a daemonised child), output ends after a quiet period instead: no bytes received, none unread
-   * in the master (FIONREAD) and none buffered in our stream for `quietMs`. Then `onQuiet` runs, which should
-   * end the destination and close the console.
+   * last slave fd closes; the kernel flushes pending input before it reports EIO, and nothing is cut short
+   * while the master reports a hang-up. When something still holds the slave (a daemonised child), output ends
+   * after a quiet period instead: no bytes received, none unread in the master (FIONREAD) and none buffered in
+   * our stream for `quietMs`. Then `onQuiet` runs, which should end the destination and close the console.
    */
   drainThen(onQuiet: () => void, quietMs = 300, intervalMs = 25): void {
     if (this.#drainTimer || this.#closed) return;
@@ -166,8 +166,16 @@ export class Console {
       } catch {
         // the master is gone: nothing more can arrive
       }
+      // All slave fds closed: the kernel hands over every pending byte and then EIO ends the stream, so a
+      // quiet spell means nothing here (on a loaded host the pty flush can lag behind for longer than quietMs).
+      let slaveOpen = true;
+      try {
+        slaveOpen = !sys.hungUp(this.fd);
+      } catch {
+        // poll failed: keep the quiet rule
+      }
       const now = performance.now();
-      if (pending > 0) quietSince = now;
+      if (pending > 0 || !slaveOpen) quietSince = now;
       else if (now - quietSince >= quietMs) {
         this.#stopDrain();
         this.stream.off('data', onData);

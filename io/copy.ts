@@ -51,6 +51,7 @@ export function startCopy(src: Readable, dst: Writable, opts: CopyOptions): Copy
     finished = true;
     src.off('end', onSourceEnd);
     src.off('data', count);
+    opts.logger.debug({ stream: opts.name, bytes, pending: dst.writableLength }, 'copy finished');
     try {
       opts.onDone?.();
     } finally {

@@ -148,6 +148,8 @@ abstract class BaseIO implements ProcessIO {
       reader.closeWriter();
       reader.stream.destroy();
     });
+    // The first client input is where a broken stdin path shows: one debug line when it arrives.
+    reader.stream.once('data', (chunk: Buffer) => log.debug({ bytes: chunk.length }, 'stdin: first client input'));
     this.others.push(startCopy(reader.stream, dst, { name: 'stdin', logger: log, endDestination, onDone: onEnd }));
   }
 
@@ -322,6 +324,7 @@ class ConsoleIO extends BaseIO {
     const sig = withTimeout(signal, this.timeoutMs);
     const log = this.opts.logger;
     const master = await this.socket.receiveMaster(sig);
+    log.debug({ fd: master }, 'console: pty master received');
     await this.socket.close();
     const cons = Console.open(master, log);
     this.#console = cons;

@@ -19,6 +19,9 @@ const c = {
   isatty: libc.func('int isatty(int fd)'),
   tcgetattr: libc.func('int tcgetattr(int fd, void *termios)'),
   mkfifo: libc.func('int mkfifo(const char *path, uint32_t mode)'),
+  poll: libc.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+  unlockpt: libc.func('int unlockpt(int fd)'),
+  ptsname_r: libc.func('int ptsname_r(int fd, _Out_ uint8_t *buf, size_t len)'),
 };
 
 export const O_RDONLY = 0;
@@ -148,6 +151,33 @@ export function bytesReadable(fd: number): number {
   const n = Buffer.alloc(4);
   check(c.ioctl(fd, FIONREAD, n) as number, 'ioctl', 'FIONREAD');
   return n.readInt32LE(0);
+}
+
+const POLLHUP = 0x10;
+
+/**
+ * Whether the other end hung up (POLLHUP), asked with a zero timeout so it never waits. On a pty master:
+ * every slave fd is closed, so the kernel delivers what is pending and then EIO.
+ */
+export function hungUp(fd: number): boolean {
+  const pfd = Buffer.alloc(8); // struct pollfd { int fd; short events; short revents; }
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(0, 4);
+  check(c.poll(pfd, 1, 0) as number, 'poll');
+  return (pfd.readInt16LE(6) & POLLHUP) !== 0;
+}
+
+/** unlockpt(3) on a /dev/ptmx fd. */
+export function unlockPt(master: number): void {
+  check(c.unlockpt(master) as number, 'unlockpt');
+}
+
+/** The slave's path of a pty master (ptsname_r(3)). */
+export function ptsName(master: number): string {
+  const buf = Buffer.alloc(128);
+  const err = c.ptsname_r(master, buf, buf.length) as number;
+  if (err !== 0) throw new SysError('ptsname_r', err);
+  return buf.subarray(0, buf.indexOf(0)).toString();
 }
 
 export interface ReceivedFds {

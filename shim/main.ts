@@ -8,8 +8,17 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
+/**
+ * The answer containerd reads. A failed write must not look like success: containerd would dial an empty
+ * address ("dial unix \x00"), so it becomes a non-zero exit with the reason.
+ */
 function writeStdout(data: string | Uint8Array): Promise<void> {
-  return new Promise((resolve) => process.stdout.write(data, () => resolve()));
+  return new Promise((resolve) =>
+    process.stdout.write(data, (err) => {
+      if (err) fail(`writing the answer to stdout: ${err.message}`, 1);
+      resolve();
+    }),
+  );
 }
 
 async function main(argv: readonly string[]): Promise<void> {
@@ -42,6 +51,7 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'start': {
       const { runStart } = await import('./start.js');
       const { address } = await runStart(flags);
+      if (!address) fail('start: no socket address to report', 1);
       await writeStdout(address);
       process.exit(0);
     }

@@ -15,7 +15,20 @@ import { TaskService } from './task/service.js';
 import { registerTaskService } from './task/task-api.js';
 import { SHIM_REVISION, SHIM_VERSION } from './version.js';
 
-const PUBLISHER_DRAIN_MS = 5000;
+/** On SIGTERM/SIGINT (someone wants us gone now): queued events get this long. */
+const SIGNAL_DRAIN_MS = 5000;
+/**
+ * After Shutdown with no container left, the socket is released at once (containerd sees the shim gone) but the
+ * process stays until its queued events are delivered, at most this long: a task created and deleted while
+ * containerd's events endpoint was unreachable still has its events reported. Override with
+ * CONTAINERD_SHIM_TS_EVENT_DRAIN_TIMEOUT (seconds).
+ */
+const DEFAULT_SHUTDOWN_DRAIN_S = 60;
+
+function secondsFromEnv(value: string | undefined, fallback: number): number {
+  const v = Number(value);
+  return (Number.isFinite(v) && v > 0 ? v : fallback) * 1000;
+}
 /**
  * The orphan rule: a daemon that serves no container and has had no client connection for this long exits
  * (containerd died during Create and never came back, or `start` succeeded but containerd gave up). It never
@@ -24,8 +37,7 @@ const PUBLISHER_DRAIN_MS = 5000;
 const DEFAULT_ORPHAN_TIMEOUT_S = 60;
 
 function orphanTimeoutMs(env: NodeJS.ProcessEnv): number {
-  const v = Number(env.CONTAINERD_SHIM_TS_ORPHAN_TIMEOUT);
-  return (Number.isFinite(v) && v > 0 ? v : DEFAULT_ORPHAN_TIMEOUT_S) * 1000;
+  return secondsFromEnv(env.CONTAINERD_SHIM_TS_ORPHAN_TIMEOUT, DEFAULT_ORPHAN_TIMEOUT_S);
 }
 
 export async function runServe(flags: ShimFlags): Promise<void> {
@@ -39,15 +51,16 @@ export async function runServe(flags: ShimFlags): Promise<void> {
   const server = new TtrpcServer({ logger: log });
 
   let exiting = false;
-  const exit = async (reason: string, code: number): Promise<void> => {
+  /** `drainMs`: how long queued events may still take; the socket is released before that wait. */
+  const exit = async (reason: string, code: number, drainMs: number): Promise<void> => {
     if (exiting) return;
     exiting = true;
-    log.info({ reason }, 'shim shutting down');
+    log.info({ reason, queued_events: publisher.stats.queued }, 'shim shutting down');
     server.close();
-    const { undelivered } = await publisher.close(PUBLISHER_DRAIN_MS);
     await server.shutdown({ signal: AbortSignal.timeout(2000) }).catch(() => undefined);
     const path = socketPath(address);
     if (path) await unlink(path).catch(() => undefined);
+    const { undelivered } = await publisher.close(drainMs);
     reaper.stop();
     log.info({ undelivered }, 'shim exited');
     flushLogger(log);
@@ -60,15 +73,16 @@ export async function runServe(flags: ShimFlags): Promise<void> {
     events: publisher,
     log,
     // Answer the Shutdown call first, then go.
-    onShutdown: () => setImmediate(() => void exit('shutdown requested with no container left', 0)),
+    onShutdown: () =>
+      setImmediate(() => void exit('shutdown requested with no container left', 0, secondsFromEnv(process.env.CONTAINERD_SHIM_TS_EVENT_DRAIN_TIMEOUT, DEFAULT_SHUTDOWN_DRAIN_S))),
   });
-  registerTaskService(server, service);
+  registerTaskService(server, service, log);
   // containerd (re)connecting to us means its events endpoint is most likely back: stop waiting out the backoff.
   server.on('connection', () => publisher.kick());
 
   process.on('SIGHUP', () => log.info('SIGHUP ignored'));
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.on(sig, () => void exit(`${sig} received`, 0));
+    process.on(sig, () => void exit(`${sig} received`, 0, SIGNAL_DRAIN_MS));
   }
   process.on('uncaughtException', (err) => {
     // Losing the shim loses nothing on disk, but it would orphan containers: log loudly and keep serving.
@@ -89,7 +103,7 @@ export async function runServe(flags: ShimFlags): Promise<void> {
     if (service.size > 0 || server.connectionCount > 0) {
       idleSince = Date.now();
     } else if (Date.now() - idleSince >= orphanAfter) {
-      void exit(`no container and no client for ${Math.round(orphanAfter / 1000)}s (orphaned)`, 0);
+      void exit(`no container and no client for ${Math.round(orphanAfter / 1000)}s (orphaned)`, 0, SIGNAL_DRAIN_MS);
     }
   }, Math.min(5000, Math.max(250, orphanAfter / 4)));
   orphanCheck.unref();

@@ -191,7 +191,7 @@ for (const version of selectedVersions()) {
           const topics = await waitFor(async () => {
             const mine = events.lines().filter((l) => l.includes(id)).map((l) => l.match(/\/tasks\/[a-z-]+/)?.[0]).filter(Boolean);
             return mine.includes('/tasks/delete') ? mine : undefined;
-          }, 10_000, 'task events');
+          }, 30_000, `task events of ${id}`);
           assert.deepEqual(topics, ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
         } finally {
           events.stop();

@@ -4,8 +4,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync, symlinkSync, mkdtempSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, open, readdir, readFile, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import {
   exec,
   isAlive,
@@ -543,6 +543,12 @@ class ContainerdInstance implements Containerd {
     }
     const shims = await this.shimProcesses();
     const mounts = await mountsUnder(this.dir);
+    // SHIM_TEST_SAVE_LOGS=<dir>: keep each containerd's log (with the shims' lines) for a post-mortem.
+    const saveTo = process.env.SHIM_TEST_SAVE_LOGS;
+    if (saveTo) {
+      await mkdir(saveTo, { recursive: true }).catch(() => undefined);
+      await copyFile(this.logFile, join(saveTo, `${basename(this.dir)}.log`)).catch(() => undefined);
+    }
     if (mounts.length === 0) await removeDir(this.dir).catch((e: Error) => problems.push(`rm ${this.dir}: ${e.message}`));
     const left: string[] = [];
     if (shims.length > 0) left.push(`processes: ${shims.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; ')}`);
