@@ -20,6 +20,8 @@ export interface FifoWriter {
   readonly stream: net.Socket;
   /** Closes the held read fd; call after `stream` finished (the write fd closes with the stream). */
   releaseReader(): void;
+  /** Bytes in the FIFO the client has not read yet (0 once the held reader is released). */
+  unread(): number;
 }
 
 function abortError(signal: AbortSignal, what: string): ShimError {
@@ -65,6 +67,14 @@ export async function openFifoWriter(path: string, signal: AbortSignal): Promise
       releaseReader() {
         sys.closeQuietly(held);
         held = -1;
+      },
+      unread() {
+        if (held < 0) return 0;
+        try {
+          return sys.bytesReadable(held);
+        } catch {
+          return 0;
+        }
       },
     };
   } catch (err) {

@@ -60,6 +60,11 @@ export interface ProcessIO {
   drained(timeoutMs: number): Promise<boolean>;
   /** Output bytes copied so far (all streams), to tell a slow drain from a stuck one. */
   copiedBytes(): number;
+  /**
+   * After the exit: resolves true once every output copy ended and the clients read everything we put in
+   * their FIFOs; false when nothing moved for `idleMs` (a client that stopped reading) or after `maxMs`.
+   */
+  delivered(idleMs: number, maxMs: number): Promise<boolean>;
   /** Releases everything (Delete, failed Create). Idempotent. */
   close(): Promise<void>;
 }
@@ -99,6 +104,8 @@ abstract class BaseIO implements ProcessIO {
   protected readonly undo: Array<() => void | Promise<void>> = [];
   protected stdinClosed = false;
   protected stdinReader: FifoReader | undefined;
+  /** Bytes written into client FIFOs and not read yet, one probe per output FIFO. */
+  protected readonly unreadProbes: Array<() => number> = [];
   #closing: Promise<void> | undefined;
 
   afterSpawn(): void {}
@@ -113,6 +120,37 @@ abstract class BaseIO implements ProcessIO {
 
   copiedBytes(): number {
     return this.outputs.reduce((n, c) => n + c.bytes, 0);
+  }
+
+  /** Sum of what clients have not read yet from our output FIFOs. */
+  clientUnread(): number {
+    let n = 0;
+    for (const probe of this.unreadProbes) n += probe();
+    return n;
+  }
+
+  async delivered(idleMs: number, maxMs: number): Promise<boolean> {
+    let copiesDone = false;
+    void Promise.all(this.outputs.map((c) => c.done)).then(() => (copiesDone = true));
+    const start = performance.now();
+    let progressAt = start;
+    let copied = this.copiedBytes();
+    let unread = this.clientUnread();
+    for (;;) {
+      // A microtask turn lets an already finished Promise.all above set copiesDone.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const nowCopied = this.copiedBytes();
+      const nowUnread = this.clientUnread();
+      if (copiesDone && nowUnread === 0) return true;
+      const now = performance.now();
+      if (nowCopied !== copied || nowUnread !== unread) {
+        progressAt = now;
+        copied = nowCopied;
+        unread = nowUnread;
+      }
+      if (now - progressAt >= idleMs || now - start >= maxMs) return false;
+      await new Promise<void>((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   async drained(timeoutMs: number): Promise<boolean> {
@@ -165,7 +203,9 @@ abstract class BaseIO implements ProcessIO {
         w.stream.destroy();
         w.releaseReader();
       });
-      return { stream: w.stream, release: () => w.releaseReader() };
+      this.unreadProbes.push(() => w.unread());
+      // The held reader stays until close(): it is how we see whether the client has read everything.
+      return { stream: w.stream, release: () => undefined };
     }
     let file = files.get(target.path);
     if (!file) {

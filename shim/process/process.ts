@@ -4,13 +4,19 @@
  */
 import type { Logger } from 'pino';
 import type { ProcessIO } from '../../io/process-io.js';
-import { Deferred, withTimeout } from '../sync.js';
+import { Deferred } from '../sync.js';
 import type { ExitInfo, ProcessSnapshot, ProcessStatus, StdioStrings } from './types.js';
 
 /** How long Delete waits for a process's output to be copied (the reference: 2 s). */
 export const DRAIN_ON_DELETE_MS = 2000;
-/** How long an exit waits for a terminal's output to drain before it is published. */
-const DRAIN_ON_EXIT_MS = 2000;
+/**
+ * An exit is published once the output reached the client: containerd ≥ 1.7 clients (ctr, and any user of
+ * its cio) close their FIFOs when they see the exit, dropping whatever is still in flight. We wait while the
+ * output moves, and give up after DELIVER_IDLE_MS without progress (a client that stopped reading) or
+ * DELIVER_MAX_MS in all.
+ */
+const DELIVER_IDLE_MS = 1000;
+const DELIVER_MAX_MS = 10_000;
 /** Go's zero time: what the reference reports as exited_at of a process that never exited. */
 export const GO_ZERO_TIME = new Date(-62135596800000);
 
@@ -43,14 +49,16 @@ export abstract class ProcessBase {
   }
 
   /**
-   * Called once the exit is known, before it is published: consoles stop waiting for more output, and
-   * terminal output is drained (bounded) so that clients see the whole tail before the exit event.
+   * Called once the exit is known, before it is published: consoles stop waiting for more output, and the
+   * output is delivered (bounded, see DELIVER_IDLE_MS) so that clients see the whole tail before the exit.
    */
   async drainAfterExit(): Promise<void> {
     const io = this.io;
     if (!io) return;
     io.processExited();
-    if (this.stdio.terminal) await withTimeout(io.drained(DRAIN_ON_EXIT_MS), DRAIN_ON_EXIT_MS, false);
+    if (!(await io.delivered(DELIVER_IDLE_MS, DELIVER_MAX_MS))) {
+      this.log.debug({ copied: io.copiedBytes() }, 'output not fully read by the client at exit; publishing the exit anyway');
+    }
   }
 
   /**

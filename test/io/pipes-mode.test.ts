@@ -280,3 +280,25 @@ test('null mode: /dev/null read-only for the runtime; output writes fail', async
     assert.equal(await io.drained(100), true);
   });
 });
+
+test('delivered(): true only once the client has read everything we put in its FIFO; false when it stops reading', async () => {
+  const dir = await tempDir();
+  const f = await fifos(dir);
+  const out = clientReader(f.stdout);
+  const err = clientReader(f.stderr);
+  out.sock.pause(); // a client that is behind when the process exits (ctr ≥ 1.7 then closes its FIFOs)
+  await withIO({ stdin: '', stdout: f.stdout, stderr: f.stderr, terminal: false }, async (io) => {
+    const c = runContainer(io, 'head -c 300000 /dev/zero');
+    await io.start(AbortSignal.timeout(10_000));
+    assert.equal(await c.exit, 0);
+    io.processExited();
+    // Nobody reads: no progress for idleMs → false, and the bytes are still there for the client.
+    assert.equal(await io.delivered(300, 5000), false);
+    assert.ok(out.bytes() < 300000);
+    // The client catches up while we wait: true, and by then it has every byte.
+    setTimeout(() => out.sock.resume(), 200);
+    assert.equal(await io.delivered(2000, 20_000), true);
+    assert.equal(out.bytes(), 300000);
+    await Promise.all([out.ended, err.ended]);
+  });
+});
