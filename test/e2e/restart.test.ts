@@ -349,206 +349,211 @@ for (const version of selectedVersions()) {
       await waitFor(async () => (await cd.shimProcesses()).length === 0, 15_000, 'no shim left');
     });
   });
-
-  describe(`exits are never lost on containerd ${version} (events through a recording proxy)`, () => {
-    let cd: Containerd;
-    let dir: string;
-    let proxy: EventsProxy;
-    before(async () => {
-      dir = await makeTempDir('evp-');
-      const bin = await wrapperDir(dir, version, join(dir, 'ev.sock'));
-      cd = await startContainerd({ version, shimDirs: [bin] });
-      proxy = new EventsProxy(join(dir, 'ev.sock'), cd.ttrpcAddress);
-      await proxy.up();
-      await importImage(cd);
-    });
-    after(async () => {
-      await cd?.stop();
-      await proxy?.down();
-      if (dir) await removeDir(dir);
-    });
-
-    /** Per runtime: a container whose init exits 42 and whose exec exits 7 on cue, and one to SIGKILL. */
-    async function setup(): Promise<Array<{ rt: Runtime; id: string; k: string; initPid: number; kPid: number }>> {
-      const out = [];
-      for (const rt of RUNTIMES) {
-        const id = uniqueId(`x-${short(rt)}`);
-        const k = uniqueId(`k-${short(rt)}`);
-        await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sh', '-c', waitScript('go', 42)]);
-        await cd.ctr(['run', '-d', '--runtime', rt, IMG, k, 'sleep', '600']);
-        const initPid = (await waitTaskStatus(cd, id, 'RUNNING')).pid;
-        const kPid = (await waitTaskStatus(cd, k, 'RUNNING')).pid;
-        await cd.ctr(['task', 'exec', '-d', '--exec-id', 'e1', id, 'sh', '-c', waitScript('goexec', 7, 'exec-leaving')]);
-        out.push({ rt, id, k, initPid, kPid });
-      }
-      for (const { id } of out) {
-        await waitFor(() => proxy.of(id).some((d) => d.ev.type === 'TaskExecStarted'), 20_000, `${id}: exec-started delivered`);
-      }
-      return out;
-    }
-
-    /** Exec exits first, then the init; the other container is SIGKILLed from outside. */
-    async function exitAll(cs: Array<{ id: string; k: string; initPid: number; kPid: number }>): Promise<void> {
-      for (const c of cs) await release(cd, c.id, 'goexec');
-      for (const c of cs) await waitFile(cd, c.id, 'tmp/exec-leaving');
-      await sleep(500);
-      for (const c of cs) {
-        await release(cd, c.id, 'go');
-        signalPid(c.kPid, 'SIGKILL');
-      }
-      for (const c of cs) {
-        await waitFor(async () => !(await isAlive(c.initPid)) && !(await isAlive(c.kPid)), 20_000, `${c.id} and ${c.k} to exit`);
-      }
-    }
-
-    /** The three exits and their order, for ours asserted, for the reference reported. */
-    async function checkDelivery(t: TestContext, cs: Array<{ rt: Runtime; id: string; k: string }>, what: string): Promise<void> {
-      const ours = cs.find((c) => c.rt === OURS)!;
-      await waitFor(
-        () => exitsOf(proxy.of(ours.id)).length >= 2 && exitsOf(proxy.of(ours.k)).length >= 1,
-        30_000,
-        `ours: exits delivered after ${what}`,
-      );
-      await sleep(2000); // give the reference the same chance, and catch duplicates
-      for (const c of cs) {
-        const main = exitsOf(proxy.of(c.id));
-        const killed = exitsOf(proxy.of(c.k));
-        const summary = `${short(c.rt)} after ${what}: ${c.id} events ${JSON.stringify(topicsOf(proxy.of(c.id)))}, exits ${JSON.stringify(main)}; ${c.k} exits ${JSON.stringify(killed)}`;
-        t.diagnostic(summary);
-        if (c.rt !== OURS) continue;
-        assert.deepEqual(main, [{ id: 'e1', status: 7 }, { id: c.id, status: 42 }], summary);
-        assert.deepEqual(killed, [{ id: c.k, status: 137 }], summary);
-        // Whole order for the container: nothing reordered around the outage. (containerd ≥ 1.7 deletes a task
-        // whose exit arrives after a restart by itself: then /tasks/delete follows.)
-        const topics = topicsOf(proxy.of(c.id));
-        if (topics.at(-1) === '/tasks/delete') topics.pop();
-        assert.deepEqual(topics, ['/tasks/create', '/tasks/start', '/tasks/exec-added(e1)', '/tasks/exec-started(e1)', '/tasks/exit(e1)', '/tasks/exit'], summary);
-      }
-    }
-
-    /**
-     * State shows STOPPED with the right status and a real exit time; rm works; the shims exit. A task that
-     * containerd (≥ 1.7) already deleted on its own after the exit arrived is checked through /tasks/delete.
-     */
-    async function checkStateAndRemove(t: TestContext, cs: Array<{ rt: Runtime; id: string; k: string }>, from: Date, to: Date): Promise<void> {
-      const inRange = (at: Date, who: string) =>
-        assert.ok(at.getTime() >= from.getTime() - 1000 && at.getTime() <= to.getTime() + 1000, `${who}: exited_at ${at.toISOString()} not in [${from.toISOString()}, ${to.toISOString()}]`);
-      for (const c of cs) {
-        for (const [id, status] of [[c.id, 42], [c.k, 137]] as const) {
-          const who = `${short(c.rt)} ${id}`;
-          if (c.rt !== OURS) {
-            // Asserted for ours only; for the reference, report what containerd shows.
-            try {
-              await waitTaskStatus(cd, id, 'STOPPED', 10_000);
-              const st = await stateOf(cd, id);
-              t.diagnostic(`${who}: task ls STOPPED, State exit_status ${st.exitStatus}, exited_at ${fromTimestamp(st.exitedAt).toISOString()}`);
-            } catch (err) {
-              const shown = (await listTasks(cd)).find((x) => x.id === id);
-              t.diagnostic(`${who}: ${(err as Error).message.split('\n')[0]}; task ls shows ${shown ? shown.status : 'no task'}`);
-            }
-            await cleanup(cd, id);
-            continue;
-          }
-          const deleted = proxy.of(id).find((d) => d.ev.type === 'TaskDelete');
-          if (deleted) {
-            const e = deleted.ev.event as { exitStatus: number; exitedAt: Parameters<typeof fromTimestamp>[0] };
-            t.diagnostic(`${who}: deleted by containerd itself once the exit arrived`);
-            assert.equal(e.exitStatus, status, who);
-            inRange(fromTimestamp(e.exitedAt), who);
-            continue;
-          }
-          let st: api.StateResponse;
-          try {
-            await waitTaskStatus(cd, id, 'STOPPED', 30_000);
-            st = await stateOf(cd, id);
-            if (id === c.id) assert.equal((await stateOf(cd, id, 'e1')).exitStatus, 7, who);
-          } catch (err) {
-            if (proxy.of(id).some((d) => d.ev.type === 'TaskDelete')) continue; // deleted meanwhile (see above)
-            throw err;
-          }
-          assert.equal(st.status, 3, who);
-          assert.equal(st.exitStatus, status, who);
-          inRange(fromTimestamp(st.exitedAt), who);
-          const rm = await cd.ctr(['task', 'rm', id], { allowFail: true });
-          assert.ok(rm.code === 0 || rm.code === status, `${who} task rm: ${rm.code} ${rm.stderr}`);
-        }
-        for (const id of [c.id, c.k]) await cd.ctr(['container', 'rm', id], { allowFail: c.rt !== OURS });
-      }
-      const oursLeft = async () => (await cd.shimProcesses()).filter((p) => p.argv.some((x) => x.includes('containerd-shim-ts-v2')));
-      await waitFor(async () => (await oursLeft()).length === 0, 20_000, 'our shims to exit after their last delete');
-      const ours = cs.find((c) => c.rt === OURS)!;
-      await waitFor(() => proxy.of(ours.id).some((d) => d.ev.type === 'TaskDelete'), 10_000, 'ours: /tasks/delete delivered');
-    }
-
-    test(`processes that exit while containerd is down for ${OUTAGE_MS / 1000} s are reported after it comes back`, async (t) => {
-      const cs = await setup();
-      try {
-        const down = new Date();
-        await cd.kill('SIGKILL');
-        await exitAll(cs);
-        await sleep(Math.max(0, OUTAGE_MS - (Date.now() - down.getTime())));
-        const up = new Date();
-        await cd.restart();
-        await checkDelivery(t, cs, `containerd down ${Math.round((up.getTime() - down.getTime()) / 1000)} s`);
-        await checkStateAndRemove(t, cs, down, up);
-      } finally {
-        for (const c of cs) {
-          await cleanup(cd, c.id);
-          await cleanup(cd, c.k);
-        }
-      }
-    });
-
-    test(`processes that exit while containerd's events endpoint is unreachable for ${OUTAGE_MS / 1000} s (containerd up): reported once it is back; the Task API is not blocked meanwhile`, async (t) => {
-      const cs = await setup();
-      let quickId = '';
-      try {
-        const down = new Date();
-        await proxy.down();
-        await exitAll(cs);
-        // containerd itself still answers: State shows the exits at once.
-        for (const c of cs) {
-          await waitTaskStatus(cd, c.id, 'STOPPED');
-          await waitTaskStatus(cd, c.k, 'STOPPED');
-        }
-        // The Task API is not held up by undeliverable events: create, start, wait, state all answer.
-        const quick = uniqueId('q-ts');
-        quickId = quick;
-        await cd.ctr(['run', '-d', '--runtime', OURS, IMG, quick, 'sh', '-c', 'exit 5'], { timeoutMs: 60_000 });
-        await waitTaskStatus(cd, quick, 'STOPPED');
-        const qs = await connectShim(cd, quick);
-        try {
-          const w = await qs.call('Wait', { id: quick, execId: '' }, api.WaitRequest, api.WaitResponse);
-          assert.equal(w.exitStatus, 5);
-        } finally {
-          qs.close();
-        }
-        // For the record: a task run and deleted entirely inside the outage (`ctr run --rm`).
-        const gone = uniqueId('g-ts');
-        const rr = await cd.ctr(['run', '--rm', '--runtime', OURS, IMG, gone, 'sh', '-c', 'exit 3'], { allowFail: true, timeoutMs: 60_000 });
-        assert.equal(rr.code, 3, rr.stderr);
-        await sleep(Math.max(0, OUTAGE_MS - (Date.now() - down.getTime())));
-        const up = new Date();
-        await proxy.up();
-        await checkDelivery(t, cs, `events endpoint unreachable ${Math.round((up.getTime() - down.getTime()) / 1000)} s`);
-        await waitFor(() => proxy.of(quick).some((d) => d.ev.type === 'TaskExit'), 30_000, 'the quick run\'s events');
-        await cd.ctr(['task', 'rm', quick], { allowFail: true });
-        await cd.ctr(['container', 'rm', quick]);
-        await waitFor(() => proxy.of(quick).some((d) => d.ev.type === 'TaskDelete'), 10_000, 'the quick run\'s delete event');
-        assert.deepEqual(topicsOf(proxy.of(quick)), ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
-        // Its shim released its socket at Shutdown but stayed to deliver what was queued (≤ 60 s by default).
-        await waitFor(() => proxy.of(gone).some((d) => d.ev.type === 'TaskDelete'), 30_000, 'the events of the task run and deleted during the outage');
-        assert.deepEqual(topicsOf(proxy.of(gone)), ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
-        assert.deepEqual(exitsOf(proxy.of(gone)), [{ id: gone, status: 3 }]);
-        await checkStateAndRemove(t, cs, down, up);
-      } finally {
-        await proxy.up();
-        if (quickId) await cleanup(cd, quickId);
-        for (const c of cs) {
-          await cleanup(cd, c.id);
-          await cleanup(cd, c.k);
-        }
-      }
-    });
-  });
 }
+
+// The versions run side by side here: each case mostly waits out a 25 s outage of its own containerd.
+describe('exits are never lost, every containerd version at once', { concurrency: true }, () => {
+  for (const version of selectedVersions()) {
+    describe(`exits are never lost on containerd ${version} (events through a recording proxy)`, () => {
+      let cd: Containerd;
+      let dir: string;
+      let proxy: EventsProxy;
+      before(async () => {
+        dir = await makeTempDir('evp-');
+        const bin = await wrapperDir(dir, version, join(dir, 'ev.sock'));
+        cd = await startContainerd({ version, shimDirs: [bin] });
+        proxy = new EventsProxy(join(dir, 'ev.sock'), cd.ttrpcAddress);
+        await proxy.up();
+        await importImage(cd);
+      });
+      after(async () => {
+        await cd?.stop();
+        await proxy?.down();
+        if (dir) await removeDir(dir);
+      });
+
+      /** Per runtime: a container whose init exits 42 and whose exec exits 7 on cue, and one to SIGKILL. */
+      async function setup(): Promise<Array<{ rt: Runtime; id: string; k: string; initPid: number; kPid: number }>> {
+        const out = [];
+        for (const rt of RUNTIMES) {
+          const id = uniqueId(`x-${short(rt)}`);
+          const k = uniqueId(`k-${short(rt)}`);
+          await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sh', '-c', waitScript('go', 42)]);
+          await cd.ctr(['run', '-d', '--runtime', rt, IMG, k, 'sleep', '600']);
+          const initPid = (await waitTaskStatus(cd, id, 'RUNNING')).pid;
+          const kPid = (await waitTaskStatus(cd, k, 'RUNNING')).pid;
+          await cd.ctr(['task', 'exec', '-d', '--exec-id', 'e1', id, 'sh', '-c', waitScript('goexec', 7, 'exec-leaving')]);
+          out.push({ rt, id, k, initPid, kPid });
+        }
+        for (const { id } of out) {
+          await waitFor(() => proxy.of(id).some((d) => d.ev.type === 'TaskExecStarted'), 20_000, `${id}: exec-started delivered`);
+        }
+        return out;
+      }
+
+      /** Exec exits first, then the init; the other container is SIGKILLed from outside. */
+      async function exitAll(cs: Array<{ id: string; k: string; initPid: number; kPid: number }>): Promise<void> {
+        for (const c of cs) await release(cd, c.id, 'goexec');
+        for (const c of cs) await waitFile(cd, c.id, 'tmp/exec-leaving');
+        await sleep(500);
+        for (const c of cs) {
+          await release(cd, c.id, 'go');
+          signalPid(c.kPid, 'SIGKILL');
+        }
+        for (const c of cs) {
+          await waitFor(async () => !(await isAlive(c.initPid)) && !(await isAlive(c.kPid)), 20_000, `${c.id} and ${c.k} to exit`);
+        }
+      }
+
+      /** The three exits and their order, for ours asserted, for the reference reported. */
+      async function checkDelivery(t: TestContext, cs: Array<{ rt: Runtime; id: string; k: string }>, what: string): Promise<void> {
+        const ours = cs.find((c) => c.rt === OURS)!;
+        await waitFor(
+          () => exitsOf(proxy.of(ours.id)).length >= 2 && exitsOf(proxy.of(ours.k)).length >= 1,
+          30_000,
+          `ours: exits delivered after ${what}`,
+        );
+        await sleep(2000); // give the reference the same chance, and catch duplicates
+        for (const c of cs) {
+          const main = exitsOf(proxy.of(c.id));
+          const killed = exitsOf(proxy.of(c.k));
+          const summary = `${short(c.rt)} after ${what}: ${c.id} events ${JSON.stringify(topicsOf(proxy.of(c.id)))}, exits ${JSON.stringify(main)}; ${c.k} exits ${JSON.stringify(killed)}`;
+          t.diagnostic(summary);
+          if (c.rt !== OURS) continue;
+          assert.deepEqual(main, [{ id: 'e1', status: 7 }, { id: c.id, status: 42 }], summary);
+          assert.deepEqual(killed, [{ id: c.k, status: 137 }], summary);
+          // Whole order for the container: nothing reordered around the outage. (containerd ≥ 1.7 deletes a task
+          // whose exit arrives after a restart by itself: then /tasks/delete follows.)
+          const topics = topicsOf(proxy.of(c.id));
+          if (topics.at(-1) === '/tasks/delete') topics.pop();
+          assert.deepEqual(topics, ['/tasks/create', '/tasks/start', '/tasks/exec-added(e1)', '/tasks/exec-started(e1)', '/tasks/exit(e1)', '/tasks/exit'], summary);
+        }
+      }
+
+      /**
+       * State shows STOPPED with the right status and a real exit time; rm works; the shims exit. A task that
+       * containerd (≥ 1.7) already deleted on its own after the exit arrived is checked through /tasks/delete.
+       */
+      async function checkStateAndRemove(t: TestContext, cs: Array<{ rt: Runtime; id: string; k: string }>, from: Date, to: Date): Promise<void> {
+        const inRange = (at: Date, who: string) =>
+          assert.ok(at.getTime() >= from.getTime() - 1000 && at.getTime() <= to.getTime() + 1000, `${who}: exited_at ${at.toISOString()} not in [${from.toISOString()}, ${to.toISOString()}]`);
+        for (const c of cs) {
+          for (const [id, status] of [[c.id, 42], [c.k, 137]] as const) {
+            const who = `${short(c.rt)} ${id}`;
+            if (c.rt !== OURS) {
+              // Asserted for ours only; for the reference, report what containerd shows.
+              try {
+                await waitTaskStatus(cd, id, 'STOPPED', 10_000);
+                const st = await stateOf(cd, id);
+                t.diagnostic(`${who}: task ls STOPPED, State exit_status ${st.exitStatus}, exited_at ${fromTimestamp(st.exitedAt).toISOString()}`);
+              } catch (err) {
+                const shown = (await listTasks(cd)).find((x) => x.id === id);
+                t.diagnostic(`${who}: ${(err as Error).message.split('\n')[0]}; task ls shows ${shown ? shown.status : 'no task'}`);
+              }
+              await cleanup(cd, id);
+              continue;
+            }
+            const deleted = proxy.of(id).find((d) => d.ev.type === 'TaskDelete');
+            if (deleted) {
+              const e = deleted.ev.event as { exitStatus: number; exitedAt: Parameters<typeof fromTimestamp>[0] };
+              t.diagnostic(`${who}: deleted by containerd itself once the exit arrived`);
+              assert.equal(e.exitStatus, status, who);
+              inRange(fromTimestamp(e.exitedAt), who);
+              continue;
+            }
+            let st: api.StateResponse;
+            try {
+              await waitTaskStatus(cd, id, 'STOPPED', 30_000);
+              st = await stateOf(cd, id);
+              if (id === c.id) assert.equal((await stateOf(cd, id, 'e1')).exitStatus, 7, who);
+            } catch (err) {
+              if (proxy.of(id).some((d) => d.ev.type === 'TaskDelete')) continue; // deleted meanwhile (see above)
+              throw err;
+            }
+            assert.equal(st.status, 3, who);
+            assert.equal(st.exitStatus, status, who);
+            inRange(fromTimestamp(st.exitedAt), who);
+            const rm = await cd.ctr(['task', 'rm', id], { allowFail: true });
+            assert.ok(rm.code === 0 || rm.code === status, `${who} task rm: ${rm.code} ${rm.stderr}`);
+          }
+          for (const id of [c.id, c.k]) await cd.ctr(['container', 'rm', id], { allowFail: c.rt !== OURS });
+        }
+        const oursLeft = async () => (await cd.shimProcesses()).filter((p) => p.argv.some((x) => x.includes('containerd-shim-ts-v2')));
+        await waitFor(async () => (await oursLeft()).length === 0, 20_000, 'our shims to exit after their last delete');
+        const ours = cs.find((c) => c.rt === OURS)!;
+        await waitFor(() => proxy.of(ours.id).some((d) => d.ev.type === 'TaskDelete'), 10_000, 'ours: /tasks/delete delivered');
+      }
+
+      test(`processes that exit while containerd is down for ${OUTAGE_MS / 1000} s are reported after it comes back`, async (t) => {
+        const cs = await setup();
+        try {
+          const down = new Date();
+          await cd.kill('SIGKILL');
+          await exitAll(cs);
+          await sleep(Math.max(0, OUTAGE_MS - (Date.now() - down.getTime())));
+          const up = new Date();
+          await cd.restart();
+          await checkDelivery(t, cs, `containerd down ${Math.round((up.getTime() - down.getTime()) / 1000)} s`);
+          await checkStateAndRemove(t, cs, down, up);
+        } finally {
+          for (const c of cs) {
+            await cleanup(cd, c.id);
+            await cleanup(cd, c.k);
+          }
+        }
+      });
+
+      test(`processes that exit while containerd's events endpoint is unreachable for ${OUTAGE_MS / 1000} s (containerd up): reported once it is back; the Task API is not blocked meanwhile`, async (t) => {
+        const cs = await setup();
+        let quickId = '';
+        try {
+          const down = new Date();
+          await proxy.down();
+          await exitAll(cs);
+          // containerd itself still answers: State shows the exits at once.
+          for (const c of cs) {
+            await waitTaskStatus(cd, c.id, 'STOPPED');
+            await waitTaskStatus(cd, c.k, 'STOPPED');
+          }
+          // The Task API is not held up by undeliverable events: create, start, wait, state all answer.
+          const quick = uniqueId('q-ts');
+          quickId = quick;
+          await cd.ctr(['run', '-d', '--runtime', OURS, IMG, quick, 'sh', '-c', 'exit 5'], { timeoutMs: 60_000 });
+          await waitTaskStatus(cd, quick, 'STOPPED');
+          const qs = await connectShim(cd, quick);
+          try {
+            const w = await qs.call('Wait', { id: quick, execId: '' }, api.WaitRequest, api.WaitResponse);
+            assert.equal(w.exitStatus, 5);
+          } finally {
+            qs.close();
+          }
+          // For the record: a task run and deleted entirely inside the outage (`ctr run --rm`).
+          const gone = uniqueId('g-ts');
+          const rr = await cd.ctr(['run', '--rm', '--runtime', OURS, IMG, gone, 'sh', '-c', 'exit 3'], { allowFail: true, timeoutMs: 60_000 });
+          assert.equal(rr.code, 3, rr.stderr);
+          await sleep(Math.max(0, OUTAGE_MS - (Date.now() - down.getTime())));
+          const up = new Date();
+          await proxy.up();
+          await checkDelivery(t, cs, `events endpoint unreachable ${Math.round((up.getTime() - down.getTime()) / 1000)} s`);
+          await waitFor(() => proxy.of(quick).some((d) => d.ev.type === 'TaskExit'), 30_000, 'the quick run\'s events');
+          await cd.ctr(['task', 'rm', quick], { allowFail: true });
+          await cd.ctr(['container', 'rm', quick]);
+          await waitFor(() => proxy.of(quick).some((d) => d.ev.type === 'TaskDelete'), 10_000, 'the quick run\'s delete event');
+          assert.deepEqual(topicsOf(proxy.of(quick)), ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
+          // Its shim released its socket at Shutdown but stayed to deliver what was queued (≤ 60 s by default).
+          await waitFor(() => proxy.of(gone).some((d) => d.ev.type === 'TaskDelete'), 30_000, 'the events of the task run and deleted during the outage');
+          assert.deepEqual(topicsOf(proxy.of(gone)), ['/tasks/create', '/tasks/start', '/tasks/exit', '/tasks/delete']);
+          assert.deepEqual(exitsOf(proxy.of(gone)), [{ id: gone, status: 3 }]);
+          await checkStateAndRemove(t, cs, down, up);
+        } finally {
+          await proxy.up();
+          if (quickId) await cleanup(cd, quickId);
+          for (const c of cs) {
+            await cleanup(cd, c.id);
+            await cleanup(cd, c.k);
+          }
+        }
+      });
+    });
+  }
+});
