@@ -354,7 +354,7 @@ for (const version of selectedVersions()) {
 // The versions run side by side here: each case mostly waits out a 25 s outage of its own containerd.
 describe('exits are never lost, every containerd version at once', { concurrency: true }, () => {
   for (const version of selectedVersions()) {
-    describe(`exits are never lost on containerd ${version} (events through a recording proxy)`, () => {
+    describe(`exits are never lost on containerd ${version} (events through a recording proxy)`, { concurrency: 1 }, () => {
       let cd: Containerd;
       let dir: string;
       let proxy: EventsProxy;
