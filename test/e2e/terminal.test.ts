@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { spawn as ptySpawn, type IPty } from 'node-pty';
 import {
   RUNTIMES,
@@ -18,7 +19,7 @@ import {
   type Runtime,
 } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
-import { exec, sleep, uniqueId, waitFor } from '../harness/util.js';
+import { exec, repoRoot, sleep, uniqueId, waitFor } from '../harness/util.js';
 
 const IMG = DEFAULT_IMAGE;
 const OURS: Runtime = 'io.containerd.ts.v2';
@@ -177,7 +178,10 @@ for (const version of selectedVersions()) {
           c.write('[ -t 0 ] && echo "IS-A-""TTY"; stty size\r');
           await c.expect(/IS-A-TTY\n30 90\n/, 'exec tty and size').catch(async (err: unknown) => {
             if (process.env.SHIM_TEST_DEBUG) console.log(await cd.logTail(120));
-            if (process.env.SHIM_TEST_TTY_DIAG) console.log(await exec('python3', [process.env.SHIM_TEST_TTY_DIAG, id]).then((r) => r.stdout + r.stderr, String));
+            if (process.env.SHIM_TEST_TTY_DIAG === '1') {
+              const script = join(repoRoot(), 'test', 'fixtures', 'tty-diag.py');
+              console.log(await exec('python3', [script, id], { allowFail: true }).then((r) => r.stdout + r.stderr, String));
+            }
             throw err;
           });
           c.pty.resize(132, 43);
