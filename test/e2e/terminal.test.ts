@@ -39,6 +39,15 @@ async function cleanup(cd: Containerd, id: string): Promise<void> {
   await cd.ctr(['container', 'rm', id], { allowFail: true });
 }
 
+/** When a terminal gives no answer: the containerd/shim log tail (SHIM_TEST_DEBUG=1) and tty-diag.py (SHIM_TEST_TTY_DIAG=1). */
+async function postMortem(cd: Containerd, id: string): Promise<void> {
+  if (process.env.SHIM_TEST_DEBUG) console.log(await cd.logTail(120));
+  if (process.env.SHIM_TEST_TTY_DIAG === '1') {
+    const script = join(repoRoot(), 'test', 'fixtures', 'tty-diag.py');
+    console.log(await exec('python3', [script, id], { allowFail: true }).then((r) => r.stdout + r.stderr, String));
+  }
+}
+
 /** ctr on a fresh pseudo-terminal: the client terminal a user would have. */
 class PtyCtr {
   readonly pty: IPty;
@@ -136,7 +145,10 @@ for (const version of selectedVersions()) {
         try {
           await c.expect(READY, 'shell ready');
           c.write('[ -t 0 ] && [ -t 1 ] && echo "IS-A-""TTY"; tty; stty size\r');
-          await c.expect(/IS-A-TTY\n\/dev\/pts\/\d+\n40 100\n/, 'tty and initial size');
+          await c.expect(/IS-A-TTY\n\/dev\/pts\/\d+\n40 100\n/, 'tty and initial size').catch(async (err: unknown) => {
+            await postMortem(cd, id);
+            throw err;
+          });
           const mark = c.text().length;
           c.pty.resize(120, 50); // SIGWINCH to ctr → ResizePty
           await waitFor(async () => {
@@ -177,11 +189,7 @@ for (const version of selectedVersions()) {
           await c.expect(READY, 'exec shell ready');
           c.write('[ -t 0 ] && echo "IS-A-""TTY"; stty size\r');
           await c.expect(/IS-A-TTY\n30 90\n/, 'exec tty and size').catch(async (err: unknown) => {
-            if (process.env.SHIM_TEST_DEBUG) console.log(await cd.logTail(120));
-            if (process.env.SHIM_TEST_TTY_DIAG === '1') {
-              const script = join(repoRoot(), 'test', 'fixtures', 'tty-diag.py');
-              console.log(await exec('python3', [script, id], { allowFail: true }).then((r) => r.stdout + r.stderr, String));
-            }
+            await postMortem(cd, id);
             throw err;
           });
           c.pty.resize(132, 43);
