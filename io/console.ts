@@ -20,10 +20,12 @@ class PolledFdDuplex extends Duplex {
   #poll: ReturnType<typeof koffi.node.poll> | undefined;
   #wantRead = false;
   #pendingWrite: { chunk: Buffer; cb: (err?: Error | null) => void } | undefined;
+  readonly #log: Logger | undefined;
 
-  constructor(fd: number) {
+  constructor(fd: number, log?: Logger) {
     super({ allowHalfOpen: true });
     this.#fd = fd;
+    this.#log = log?.isLevelEnabled('debug') ? log : undefined;
     sys.setNonBlocking(fd, true);
   }
 
@@ -77,6 +79,7 @@ class PolledFdDuplex extends Duplex {
     if (!pending) return;
     try {
       const n = writeFd(this.#fd, pending.chunk);
+      this.#log?.debug({ bytes: pending.chunk.length, written: n }, 'console: input written to the master');
       if (n < pending.chunk.length) {
         pending.chunk = pending.chunk.subarray(n);
         return;
@@ -84,6 +87,7 @@ class PolledFdDuplex extends Duplex {
       this.#pendingWrite = undefined;
       pending.cb();
     } catch (err) {
+      this.#log?.debug({ bytes: pending.chunk.length, code: sys.errnoCode(err) }, 'console: input write to the master failed');
       if (sys.errnoCode(err) === 'EAGAIN') return;
       this.#pendingWrite = undefined;
       pending.cb(err as Error);
@@ -132,7 +136,7 @@ export class Console {
 
   /** Takes ownership of the master fd. */
   static open(masterFd: number, log: Logger): Console {
-    return new Console(masterFd, new PolledFdDuplex(masterFd), log);
+    return new Console(masterFd, new PolledFdDuplex(masterFd, log), log);
   }
 
   /** TIOCSWINSZ (ws_row = height, ws_col = width); the kernel sends SIGWINCH to the foreground group. */

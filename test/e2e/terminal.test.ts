@@ -40,11 +40,14 @@ async function cleanup(cd: Containerd, id: string): Promise<void> {
 }
 
 /** When a terminal gives no answer: the containerd/shim log tail (SHIM_TEST_DEBUG=1) and tty-diag.py (SHIM_TEST_TTY_DIAG=1). */
-async function postMortem(cd: Containerd, id: string): Promise<void> {
+async function postMortem(cd: Containerd, id: string, c?: PtyCtr): Promise<void> {
   if (process.env.SHIM_TEST_DEBUG) console.log(await cd.logTail(120));
   if (process.env.SHIM_TEST_TTY_DIAG === '1') {
     const script = join(repoRoot(), 'test', 'fixtures', 'tty-diag.py');
-    console.log(await exec('python3', [script, id], { allowFail: true }).then((r) => r.stdout + r.stderr, String));
+    const env = { ...process.env, TTY_DIAG_POKE: '1' };
+    console.log(await exec('python3', [script, id], { allowFail: true, env }).then((r) => r.stdout + r.stderr, String));
+    await sleep(2000);
+    if (c) console.log(`output after the poke: ${JSON.stringify(c.text().slice(-300))}`);
   }
 }
 
@@ -150,7 +153,7 @@ for (const version of selectedVersions()) {
           await c.expect(READY, 'shell ready');
           c.write('[ -t 0 ] && [ -t 1 ] && echo "IS-A-""TTY"; tty; stty size\r');
           await c.expect(/IS-A-TTY\n\/dev\/pts\/\d+\n40 100\n/, 'tty and initial size').catch(async (err: unknown) => {
-            await postMortem(cd, id);
+            await postMortem(cd, id, c);
             throw err;
           });
           const mark = c.text().length;
@@ -189,7 +192,7 @@ for (const version of selectedVersions()) {
           await c.expect(READY, 'exec shell ready');
           c.write('[ -t 0 ] && echo "IS-A-""TTY"; stty size\r');
           await c.expect(/IS-A-TTY\n30 90\n/, 'exec tty and size').catch(async (err: unknown) => {
-            await postMortem(cd, id);
+            await postMortem(cd, id, c);
             throw err;
           });
           c.pty.resize(132, 43);
