@@ -187,14 +187,9 @@ abstract class BaseIO implements ProcessIO {
       reader.stream.destroy();
     });
     // The first client input is where a broken stdin path shows: one debug line when it arrives.
-    reader.stream.once('data', (chunk: Buffer) => {
-      const w = dst as Writable & { _writableState?: { writing?: boolean; corked?: number; length?: number } };
-      const st = w._writableState;
-      log.debug(
-        { bytes: chunk.length, dst_need_drain: dst.writableNeedDrain, dst_writing: st?.writing, dst_corked: st?.corked, dst_buffered: st?.length, dst_ended: dst.writableEnded, dst_destroyed: dst.destroyed },
-        'stdin: first client input',
-      );
-    });
+    reader.stream.once('data', (chunk: Buffer) =>
+      log.debug({ bytes: chunk.length, dst_buffered: dst.writableLength, dst_need_drain: dst.writableNeedDrain, dst_destroyed: dst.destroyed }, 'stdin: first client input'),
+    );
     this.others.push(startCopy(reader.stream, dst, { name: 'stdin', logger: log, endDestination, onDone: onEnd }));
   }
 
