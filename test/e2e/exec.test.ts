@@ -3,7 +3,7 @@
  * §4.4, §4.5, §5.3), each case against the reference shim (io.containerd.runc.v2) and ours (io.containerd.ts.v2),
  * on every selected containerd version.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants } from 'node:fs';
 import { open as openCb } from 'node:fs';
@@ -121,6 +121,26 @@ async function fifoReader(path: string): Promise<{ text(): string; ended: Promis
   return { text: () => Buffer.concat(chunks).toString(), ended, destroy: () => sock.destroy() };
 }
 
+/**
+ * Checks a short `ctr task exec`'s output. ctr's cio can drop a stream whose FIFO open had not returned when
+ * the process exited (see the 50-exec case): ours holds the exit until the client read its FIFOs, the
+ * reference does not, and lost "hi" once on 1.6 in CI. For the reference an empty stream is reported; for ours
+ * it fails.
+ */
+function expectOutput(t: TestContext, rt: Runtime, what: string, r: { stdout: string; stderr: string }, want: { stdout: string; stderr?: string }): void {
+  const wantErr = want.stderr ?? '';
+  if (rt !== OURS) {
+    const lostOut = r.stdout === '' && want.stdout !== '';
+    const lostErr = r.stderr === '' && wantErr !== '';
+    if ((lostOut || r.stdout === want.stdout) && (lostErr || r.stderr === wantErr) && (lostOut || lostErr)) {
+      t.diagnostic(`reference ${what}: ctr returned an empty stream (client-side race): ${JSON.stringify(r)}`);
+      return;
+    }
+  }
+  assert.equal(r.stdout, want.stdout, `${what} stdout`);
+  assert.equal(r.stderr, wantErr, `${what} stderr`);
+}
+
 for (const version of selectedVersions()) {
   describe(`exec on containerd ${version}`, () => {
     let cd: Containerd;
@@ -136,19 +156,18 @@ for (const version of selectedVersions()) {
     });
 
     for (const rt of RUNTIMES) {
-      test(`${short(rt)}: exit codes and output, exec-id reuse, an exec id in use, a missing binary`, async () => {
+      test(`${short(rt)}: exit codes and output, exec-id reuse, an exec id in use, a missing binary`, async (t) => {
         const id = uniqueId('ex');
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         try {
           await waitTaskStatus(cd, id, 'RUNNING');
           const r7 = await cd.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo hi; echo oops >&2; exit 7'], { allowFail: true });
           assert.equal(r7.code, 7, r7.stderr);
-          assert.equal(r7.stdout, 'hi\n');
-          assert.equal(r7.stderr, 'oops\n');
+          expectOutput(t, rt, 'exit 7', r7, { stdout: 'hi\n', stderr: 'oops\n' });
           // ctr deleted e1 after it exited: the id is free again.
           const again = await cd.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo again'], { allowFail: true });
           assert.equal(again.code, 0, again.stderr);
-          assert.equal(again.stdout, 'again\n');
+          expectOutput(t, rt, 'again', again, { stdout: 'again\n' });
           const killed = await cd.ctr(['task', 'exec', '--exec-id', 'e2', id, 'sh', '-c', 'kill -9 $$'], { allowFail: true });
           assert.equal(killed.code, 137, killed.stderr);
 
@@ -162,7 +181,7 @@ for (const version of selectedVersions()) {
           await waitFor(async () => (await cd.ctr(['task', 'rm', '--exec-id', 'long', id], { allowFail: true })).code === 137, 10_000, 'delete exec long');
           const reused = await cd.ctr(['task', 'exec', '--exec-id', 'long', id, 'echo', 'reused'], { allowFail: true });
           assert.equal(reused.code, 0, reused.stderr);
-          assert.equal(reused.stdout, 'reused\n');
+          expectOutput(t, rt, 'reused', reused, { stdout: 'reused\n' });
 
           const missing = await cd.ctr(['task', 'exec', '--exec-id', 'nobin', id, '/no/such/binary'], { allowFail: true });
           assert.notEqual(missing.code, 0);
@@ -170,7 +189,7 @@ for (const version of selectedVersions()) {
           assert.equal((await listTasks(cd)).find((t) => t.id === id)?.status, 'RUNNING');
           const after = await cd.ctr(['task', 'exec', '--exec-id', 'after', id, 'echo', 'still-ok'], { allowFail: true });
           assert.equal(after.code, 0, after.stderr);
-          assert.equal(after.stdout, 'still-ok\n');
+          expectOutput(t, rt, 'after', after, { stdout: 'still-ok\n' });
         } finally {
           await cleanup(cd, id);
         }
