@@ -21,6 +21,8 @@ class PolledFdDuplex extends Duplex {
   #wantRead = false;
   #pendingWrite: { chunk: Buffer; cb: (err?: Error | null) => void } | undefined;
   readonly #log: Logger | undefined;
+  /** Debug only: the first reads are logged (enough to follow a terminal's start without flooding). */
+  #readsLogged = 0;
 
   constructor(fd: number, log?: Logger) {
     super({ allowHalfOpen: true });
@@ -66,6 +68,10 @@ class PolledFdDuplex extends Duplex {
         this.#wantRead = false;
         this.push(null);
         return;
+      }
+      if (this.#log && this.#readsLogged < 16) {
+        this.#readsLogged++;
+        this.#log.debug({ bytes: n }, 'console: output read from the master');
       }
       if (!this.push(Buffer.from(buf.subarray(0, n)))) {
         this.#wantRead = false;

@@ -41,8 +41,14 @@ export function startCopy(src: Readable, dst: Writable, opts: CopyOptions): Copy
   let finished = false;
   let bytes = 0;
   // Counting with a 'data' listener keeps the source flowing: it is removed whenever the pipe is undone.
+  // Debug only: the first chunks are logged with what the destination still holds after taking them.
+  let chunksLogged = opts.logger.isLevelEnabled('debug') ? 0 : Infinity;
   const count = (chunk: Buffer): void => {
     bytes += chunk.length;
+    if (chunksLogged < 16) {
+      chunksLogged++;
+      opts.logger.debug({ stream: opts.name, bytes: chunk.length, dst_pending: dst.writableLength }, 'copy: chunk handed to the destination');
+    }
   };
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));

@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn as ptySpawn, type IPty } from 'node-pty';
 import {
@@ -20,6 +21,7 @@ import {
 } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, repoRoot, sleep, uniqueId, waitFor } from '../harness/util.js';
+import * as sys from '../../io/sys.js';
 
 const IMG = DEFAULT_IMAGE;
 const OURS: Runtime = 'io.containerd.ts.v2';
@@ -37,6 +39,38 @@ async function cleanup(cd: Containerd, id: string): Promise<void> {
   await waitFor(async () => !(await listTasks(cd)).some((t) => t.id === id && t.status === 'RUNNING'), 10_000, `${id} stopped`).catch(() => undefined);
   await cd.ctr(['task', 'rm', '-f', id], { allowFail: true });
   await cd.ctr(['container', 'rm', id], { allowFail: true });
+}
+
+/**
+ * The size of the terminal the container's command loop sees, read from the host (TIOCGWINSZ on its stdin),
+ * or undefined before the loop runs. ctr sends its first ResizePty only after Start returns, so a command
+ * typed as soon as READY shows can run while the pty is still 0x0 (`stty size` then fails, with any shim):
+ * the tests wait for ctr's size before they type.
+ */
+async function loopTtySize(cd: Containerd, id: string): Promise<string | undefined> {
+  const ps = await cd.ctr(['task', 'ps', id], { allowFail: true });
+  const pids = ps.stdout.split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[0])).filter((n) => n > 0);
+  for (const pid of pids) {
+    if (!(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes('READY-')) continue;
+    let fd = -1;
+    try {
+      fd = sys.open(`/proc/${pid}/fd/0`, sys.O_RDONLY | sys.O_NOCTTY | sys.O_NONBLOCK);
+      const ws = sys.getWinsize(fd);
+      return `${ws.rows} ${ws.cols}`;
+    } catch {
+      return undefined;
+    } finally {
+      sys.closeQuietly(fd);
+    }
+  }
+  return undefined;
+}
+
+async function waitForLoopSize(cd: Containerd, id: string, want: string): Promise<void> {
+  let last: string | undefined;
+  await waitFor(async () => ((last = await loopTtySize(cd, id)) === want ? true : undefined), 20_000, `terminal size ${want}`).catch((err: Error) => {
+    throw new Error(`${err.message} (last seen: ${last})`);
+  });
 }
 
 /** When a terminal gives no answer: the containerd/shim log tail (SHIM_TEST_DEBUG=1) and tty-diag.py (SHIM_TEST_TTY_DIAG=1). */
@@ -151,6 +185,7 @@ for (const version of selectedVersions()) {
         const c = new PtyCtr(cd, ['run', '-t', '--rm', '--runtime', rt, IMG, id, 'sh', '-c', COMMAND_LOOP], 100, 40);
         try {
           await c.expect(READY, 'shell ready');
+          await waitForLoopSize(cd, id, '40 100');
           c.write('[ -t 0 ] && [ -t 1 ] && echo "IS-A-""TTY"; tty; stty size\r');
           await c.expect(/IS-A-TTY\n\/dev\/pts\/\d+\n40 100\n/, 'tty and initial size').catch(async (err: unknown) => {
             await postMortem(cd, id, c);
@@ -190,6 +225,7 @@ for (const version of selectedVersions()) {
         const c = new PtyCtr(cd, ['task', 'exec', '-t', '--exec-id', 'sh1', id, 'sh', '-c', COMMAND_LOOP], 90, 30);
         try {
           await c.expect(READY, 'exec shell ready');
+          await waitForLoopSize(cd, id, '30 90');
           c.write('[ -t 0 ] && echo "IS-A-""TTY"; stty size\r');
           await c.expect(/IS-A-TTY\n30 90\n/, 'exec tty and size').catch(async (err: unknown) => {
             await postMortem(cd, id, c);
