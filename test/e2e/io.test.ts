@@ -133,11 +133,18 @@ for (const version of selectedVersions()) {
         assert.equal(r.stderr, want('err') + 'err-tail');
       });
 
-      test(`${short(rt)}: 64 MiB of stdout arrives complete and in order`, { timeout: 300_000 }, async () => {
+      test(`${short(rt)}: 64 MiB of stdout arrives complete and in order`, { timeout: 300_000 }, async (t) => {
         const n = 8_600_000; // seq 1 n is 67.7 MB
         const check = new SeqChecker();
         const r = await ctrStreaming(cd, ['run', '--rm', '--runtime', rt, IMG, uniqueId('big'), 'seq', '1', String(n)], (c) => check.push(c));
         assert.equal(r.code, 0, r.stderr);
+        // The reference publishes the exit while output is still in flight; ctr then cancels its FIFO copy and
+        // under load the tail is lost (seen on 1.6 and 1.7: 14 KB to 113 KB short). Ours holds the exit until the
+        // client has read everything, so for ours any loss fails.
+        if (rt !== OURS && check.bytes < seqBytes(n) && check.error === undefined) {
+          t.diagnostic(`reference lost the tail: ${check.bytes} of ${seqBytes(n)} bytes, in order up to ${check.next - 1}`);
+          return;
+        }
         assert.equal(check.finish(), '');
         assert.equal(check.bytes, seqBytes(n));
         assert.ok(check.bytes >= 64 * 1024 * 1024);
