@@ -176,11 +176,7 @@ for (const version of selectedVersions()) {
     });
 
     for (const rt of RUNTIMES) {
-      // Known problem (ours, under load; issue 5): the first input typed into a fresh tty process — `ctr run -t`
-      // or `ctr task exec -t` — sometimes gets no echo and no answer. The shim's log shows the input read from
-      // the stdin FIFO, each time before ctr's first ResizePty. Kept running and reported as todo until fixed.
-      const knownFlaky = rt === OURS ? { todo: 'first input to a fresh tty process is sometimes lost under load (issue 5)' } : {};
-      test(`${short(rt)}: ctr run -t sees a tty of the client's size; a client resize shows in stty size`, knownFlaky, async () => {
+      test(`${short(rt)}: ctr run -t sees a tty of the client's size; a client resize shows in stty size`, async () => {
         const id = uniqueId('tty');
         const c = new PtyCtr(cd, ['run', '-t', '--rm', '--runtime', rt, IMG, id, 'sh', '-c', COMMAND_LOOP], 100, 40);
         try {
@@ -218,7 +214,7 @@ for (const version of selectedVersions()) {
         }
       });
 
-      test(`${short(rt)}: ctr task exec -t sees a tty; resize shows; exit code returned`, knownFlaky, async (t) => {
+      test(`${short(rt)}: ctr task exec -t sees a tty; resize shows; exit code returned`, async (t) => {
         const id = uniqueId('etty');
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         await waitTaskStatus(cd, id, 'RUNNING');
