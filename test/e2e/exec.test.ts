@@ -239,18 +239,16 @@ for (const version of selectedVersions()) {
           await waitTaskStatus(cd, id, 'RUNNING');
           const shimPid = await shimPidOf(cd, id);
           // ctr (containerd's cio) cancels a stdout/stderr FIFO reader whose open has not returned yet when the
-          // process exits, so under CPU load a short exec's output can come back empty with ANY shim: seen with
-          // the reference too (2 of ~230 execs under 3 busy loops). Such a loss (exit 0, a stream empty) is
-          // counted and reported, and tolerated up to a few; anything else fails.
-          let clientLosses = 0;
+          // process exits, so under CPU load a short exec's output can come back empty. The reference publishes
+          // the exit at once and loses a stream now and then (11 in 48 loaded runs of this case); such a loss
+          // (exit 0, a stream empty) is reported for it. Ours publishes an exit only once the client has read
+          // its FIFOs (0 losses in 48 runs, 2400 execs), so for ours it fails.
           const one = async (n: number) => {
             const r = await cd.ctr(['task', 'exec', '--exec-id', `x${n}`, id, 'sh', '-c', `echo ${n}; echo e${n} >&2`], { allowFail: true });
             assert.equal(r.code, 0, r.stderr);
             const lost = (r.stdout === '' && r.stderr === `e${n}\n`) || (r.stderr === '' && r.stdout === `${n}\n`) || (r.stdout === '' && r.stderr === '');
-            if (lost) {
-              clientLosses++;
-              t.diagnostic(`exec x${n}: ctr returned an empty stream (client-side race): ${JSON.stringify(r)}`);
-              assert.ok(clientLosses <= 3, 'too many empty exec outputs to blame on the client race');
+            if (lost && rt !== OURS) {
+              t.diagnostic(`reference exec x${n}: ctr returned an empty stream (client-side race): ${JSON.stringify(r)}`);
               return;
             }
             assert.equal(r.stdout, `${n}\n`);
