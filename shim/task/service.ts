@@ -127,7 +127,10 @@ export class TaskService {
       },
     });
     c.watchInit();
-    if (c.init.pid > 0) void this.attachCgroup(c);
+    // Armed before Create returns: the init is still parked in `runc init`, so an OOM right after Start (a
+    // process that fills its limit in a few ms) cannot happen before the watcher listens. attachCgroup never
+    // throws.
+    if (c.init.pid > 0) await this.attachCgroup(c);
     log.info({ pid: c.init.pid }, 'container created');
     return { pid: c.init.pid };
   }
@@ -140,6 +143,7 @@ export class TaskService {
           c.log.info('container OOM event');
           this.deps.events.publish({ type: 'TaskOOM', event: { containerId: c.id } });
         }, c.log);
+        c.log.debug({ cgroup: c.cgroup.path }, 'OOM watcher armed');
       }
     } catch (err) {
       c.log.warn({ err }, 'loading the container cgroup failed');
