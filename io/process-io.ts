@@ -137,7 +137,7 @@ abstract class BaseIO implements ProcessIO {
     let copied = this.copiedBytes();
     let unread = this.clientUnread();
     for (;;) {
-      // A microtask turn lets an already finished Promise.all above set copiesDone.
+      // One event-loop turn lets an already settled Promise.all above set copiesDone.
       await new Promise<void>((resolve) => setImmediate(resolve));
       const nowCopied = this.copiedBytes();
       const nowUnread = this.clientUnread();
