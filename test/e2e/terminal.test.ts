@@ -245,9 +245,14 @@ for (const version of selectedVersions()) {
             assert.equal(de?.exitCode, 0);
             const want = Array.from({ length: 3000 }, (_, i) => `${i + 1}\n`).join('');
             const complete = stripCtrLog(d.text()).endsWith(want);
-            // The 1.6.20 reference can lose the tail of a terminal's output (see the tail test above).
-            if (rt === OURS) assert.ok(complete, JSON.stringify(d.text().slice(-60)));
-            else if (!complete) t.diagnostic(`reference lost the tail of a tty exec: ${JSON.stringify(d.text().slice(-60))}`);
+            // The tail can be cut in the test's own client terminal when ctr exits: with both shims, at the same
+            // byte (`…2498\n2`, ~16 KiB as the client pty sees it), and node-pty alone does it without any shim
+            // (README, known problems). So a cut tail is reported; the output seen must still be seq's, in order.
+            // The strict tail check for ours is the `ctr run -t` tail test above, where ctr exits later.
+            const got = stripCtrLog(d.text());
+            const start = got.indexOf('1\n2\n3\n');
+            assert.ok(start >= 0 && want.startsWith(got.slice(start)), `tty exec output is not seq's: ${JSON.stringify(got.slice(-60))}`);
+            if (!complete) t.diagnostic(`${short(rt)}: tail of a tty exec cut at the client: ${JSON.stringify(d.text().slice(-60))}`);
           } finally {
             await d.kill();
           }
