@@ -236,6 +236,31 @@ export async function isAlive(pid: number): Promise<boolean> {
   return p !== undefined && p.state !== 'Z' && p.state !== 'X';
 }
 
+/**
+ * What a process that should have exited is doing: its state and, per thread, state, kernel wait channel,
+ * current syscall and kernel stack (for a timeout's message; each part best effort).
+ */
+export async function processPostMortem(pid: number): Promise<string> {
+  const read = (path: string): Promise<string> => readFile(path, 'utf8').then((s) => s.trim(), (e: Error) => `(${e.message})`);
+  const parts = [`pid ${pid}: ${JSON.stringify(await readProc(pid))}`];
+  let tids: string[] = [];
+  try {
+    tids = await readdir(`/proc/${pid}/task`);
+  } catch {
+    return parts.join('\n');
+  }
+  for (const tid of tids) {
+    const base = `/proc/${pid}/task/${tid}`;
+    const stat = await read(`${base}/stat`);
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    parts.push(`  tid ${tid} (${comm}) ${state} wchan=${await read(`${base}/wchan`)} syscall=${await read(`${base}/syscall`)}`);
+    const stack = await read(`${base}/stack`);
+    if (stack) parts.push(stack.split('\n').slice(0, 8).map((l) => `      ${l}`).join('\n'));
+  }
+  return parts.join('\n');
+}
+
 /** Number of open file descriptors of `pid`. */
 export async function fdCount(pid: number): Promise<number> {
   return (await readdir(`/proc/${pid}/fd`)).length;
