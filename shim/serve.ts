@@ -9,6 +9,7 @@ import { TtrpcServer } from '../protocol/ttrpc/server.js';
 import { Reaper } from '../reaper/reaper.js';
 import { EventPublisher } from './events/publisher.js';
 import type { ShimFlags } from './flags.js';
+import { holdYoungGeneration } from './heap.js';
 import { createDaemonLogger, flushLogger } from './log.js';
 import { socketPath } from './platform/socket-address.js';
 import { TaskService } from './task/service.js';
@@ -95,6 +96,7 @@ export async function runServe(flags: ShimFlags): Promise<void> {
   process.stderr.on('error', () => undefined);
 
   await server.listen(flags.socket ? { path: flags.socket } : { fd: 3 });
+  holdYoungGeneration();
 
   // Orphan rule: checked periodically rather than with per-event timers; cheap and never early.
   const orphanAfter = orphanTimeoutMs(process.env);
@@ -107,5 +109,5 @@ export async function runServe(flags: ShimFlags): Promise<void> {
     }
   }, Math.min(5000, Math.max(250, orphanAfter / 4)));
   orphanCheck.unref();
-  log.info({ version: SHIM_VERSION, revision: SHIM_REVISION, address, ttrpc_address: ttrpcAddress }, 'shim started');
+  log.info({ version: SHIM_VERSION, revision: SHIM_REVISION, address, ttrpc_address: ttrpcAddress, startup_ms: Math.round(performance.now()) }, 'shim started');
 }
