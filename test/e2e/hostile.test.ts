@@ -464,7 +464,8 @@ describe('hostile input against the shim daemon, by hand', () => {
         const daemon = await waitFor(async () => (await daemonsFor(address)).find((p) => p.argv.includes(id)), 30_000, `${side.name} daemon`, 1);
         await sleep(delay);
         process.kill(daemon.pid, 'SIGTERM');
-        assert.equal((await started).code, 0);
+        // Not asserted: `start` may fail, rightly, when its daemon dies before start has set its OOM score.
+        await started;
         const exited = await waitFor(async () => !(await isAlive(daemon.pid)), side.name === 'ts' ? 20_000 : 5_000, 'exit').then(() => true, () => false);
         if (!exited) {
           survivors[side.name]!.push(delay);
