@@ -1,9 +1,10 @@
 /**
  * `containerd-shim-ts-v2 delete`: run by containerd after every teardown and after a shim died. Kills and
- * removes the runc container if it is still there, unmounts the rootfs, and answers a DeleteResponse on
- * stdout (exit status 137, as the reference: the process was killed, or is gone with no status to report).
+ * removes the runc container if it is still there, unmounts the rootfs, removes the socket a killed daemon left
+ * (the reference leaves it), and answers a DeleteResponse on stdout (exit status 137, as the reference: the
+ * process was killed, or is gone with no status to report).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { DeleteResponse } from '../protocol/gen/containerd/runtime/v2/task/shim.js';
@@ -11,6 +12,8 @@ import { toTimestamp } from '../protocol/timestamp.js';
 import type { Reaper } from '../reaper/reaper.js';
 import type { ShimFlags } from './flags.js';
 import { unmountAll } from './platform/mount.js';
+import { socketPath } from './platform/socket-address.js';
+import { isSocketLive } from './platform/socket-probe.js';
 import { parseOptionsJson } from './runtime/options.js';
 import { DEFAULT_RUNC_ROOT, Runc } from './runtime/runc.js';
 import { validateId } from './task/validate.js';
@@ -37,6 +40,7 @@ export async function runDelete(flags: ShimFlags, reaper: Reaper, log: Logger): 
   } catch (err) {
     log.warn({ err, container_id: flags.id }, 'unmount rootfs');
   }
+  await removeStaleSocket(bundle, log, flags.id);
   let pid = -1;
   try {
     pid = parseInt((await readFile(join(bundle, 'init.pid'), 'utf8')).trim(), 10);
@@ -45,4 +49,22 @@ export async function runDelete(flags: ShimFlags, reaper: Reaper, log: Logger): 
     /* no pid file: -1, as the reference */
   }
   return DeleteResponse.encode({ pid: pid >>> 0, exitStatus: 128 + 9, exitedAt: toTimestamp(new Date()) }).finish();
+}
+
+/**
+ * The socket of a daemon that was killed stays in /run/containerd/s otherwise. Removed only when a connection
+ * to it is refused (a live daemon of the same group keeps it) and the file is still the one probed (a `start`
+ * of the group may have replaced it meanwhile).
+ */
+async function removeStaleSocket(bundle: string, log: Logger, id: string): Promise<void> {
+  const path = socketPath((await readFile(join(bundle, 'address'), 'utf8').catch(() => '')).trim());
+  if (!path) return;
+  const probed = await stat(path).catch(() => undefined);
+  if (!probed?.isSocket() || (await isSocketLive(path, 2000))) return;
+  const now = await stat(path).catch(() => undefined);
+  if (now?.ino !== probed.ino || now.dev !== probed.dev) return;
+  await unlink(path).then(
+    () => log.info({ container_id: id, socket: path }, 'stale shim socket removed'),
+    (err: unknown) => log.warn({ err, container_id: id, socket: path }, 'stale shim socket not removed'),
+  );
 }

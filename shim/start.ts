@@ -5,47 +5,18 @@
  */
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, readFile, rename, unlink, writeFile, open } from 'node:fs/promises';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { ShimFlags } from './flags.js';
 import { groupKey, readBundleSpec } from './platform/bundle.js';
 import { socketAddress, socketPath } from './platform/socket-address.js';
+import { isSocketLive } from './platform/socket-probe.js';
 import { decodeRuntimeOptions } from './runtime/options.js';
 import { joinCgroup } from './platform/cgroup-join.js';
 import { readStdin } from './stdin.js';
 
 export interface StartResult {
   readonly address: string;
-}
-
-/**
- * Whether a live daemon listens on `path`. Only a refused connection (or a missing file) proves the file stale:
- * a full backlog (EAGAIN) or a slow answer while many `start`s run at once (a grouped burst on a loaded host)
- * still means a live daemon, and replacing its socket would split the group between two daemons.
- */
-async function canConnect(path: string, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const outcome = await new Promise<'yes' | 'no' | 'busy'>((resolve) => {
-      const sock = createConnection({ path });
-      const timer = setTimeout(() => {
-        sock.destroy();
-        resolve('busy');
-      }, Math.max(50, deadline - Date.now()));
-      sock.once('connect', () => {
-        clearTimeout(timer);
-        sock.destroy();
-        resolve('yes');
-      });
-      sock.once('error', (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        resolve(err.code === 'EAGAIN' ? 'busy' : 'no');
-      });
-    });
-    if (outcome !== 'busy') return outcome === 'yes';
-    if (Date.now() >= deadline) return true; // never refused: something is there; do not steal its path
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function listenUnix(path: string): Promise<Server> {
@@ -69,7 +40,7 @@ async function listenOrReuse(path: string): Promise<Listen> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
   }
-  if (await canConnect(path, 5000)) return { kind: 'reuse' };
+  if (await isSocketLive(path, 5000)) return { kind: 'reuse' };
   await unlink(path).catch(() => undefined);
   return { kind: 'new', server: await listenUnix(path) };
 }

@@ -279,6 +279,28 @@ describe('shim binary run by hand', () => {
     const list = await exec('runc', ['--root', join(RUNC_STATE_ROOT, ns), 'list', '-q'], { allowFail: true });
     assert.ok(!list.stdout.split('\n').includes(id), `runc still knows ${id}`);
     assert.deepEqual(await mountsUnder(join(b, 'rootfs')), []);
+    assert.equal(existsSync(shimSocket(address, ns, id)), false, 'the dead daemon\'s socket is removed');
+  });
+
+  test('delete keeps the socket of a live daemon (another container of its group may use it)', TIMEOUT, async () => {
+    const id = uniqueId('kl');
+    const b = await bundle(id);
+    assert.equal((await start(id, b)).code, 0);
+    const [d] = (await daemonsFor(address)).filter((p) => p.argv.includes(id));
+    assert.ok(d);
+    await exec('sh', ['-c', ': > runtime'], { cwd: b }); // written by Create; delete needs it
+    const r = await runShim(['-namespace', ns, '-address', address, '-publish-binary', '/usr/bin/containerd', '-id', id, '-bundle', b, 'delete'], { cwd: b });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(shimSocket(address, ns, id)), 'socket kept');
+    assert.ok(await isAlive(d.pid));
+    const conn = await connectTask(shimSocket(address, ns, id), ns);
+    try {
+      await conn.call('Connect', { id }, api.ConnectRequest, api.ConnectResponse);
+    } finally {
+      conn.close();
+    }
+    process.kill(d.pid, 'SIGTERM');
+    await waitFor(async () => !(await isAlive(d.pid)), 20_000, 'daemon exits on SIGTERM');
   });
 
   test('daemon logs go to the bundle log FIFO with container_id; debug lines only with -debug', TIMEOUT, async () => {
