@@ -137,13 +137,19 @@ describe('hostile input against the shim daemon, by hand', () => {
     await cleanupByHand({ address, namespace: ns, tmp, ids, sockets });
   });
 
-  async function shimFor(binary: string, id: string, args = ['sleep', '600']): Promise<{ bundle: string; conn: TaskConn; socket: string; daemon: number }> {
+  /** A bundle with a log reader, and `start` run in it (not awaited); everything registered for clean-up. */
+  async function beginStart(binary: string, id: string, args: string[]): Promise<{ bundle: string; socket: string; started: ReturnType<typeof runShim> }> {
     ids.push(id);
-    const b = await makeBundle(parent, id, { args });
-    logs.push(new FifoReader(join(b, 'log')));
-    const r = await runShim(['-namespace', ns, '-address', address, '-id', id, 'start'], { cwd: b, binary });
+    const bundle = await makeBundle(parent, id, { args });
+    logs.push(new FifoReader(join(bundle, 'log')));
     const socket = shimSocket(address, ns, id);
     sockets.push(socket);
+    return { bundle, socket, started: runShim(['-namespace', ns, '-address', address, '-id', id, 'start'], { cwd: bundle, binary }) };
+  }
+
+  async function shimFor(binary: string, id: string, args = ['sleep', '600']): Promise<{ bundle: string; conn: TaskConn; socket: string; daemon: number }> {
+    const { bundle: b, socket, started } = await beginStart(binary, id, args);
+    const r = await started;
     assert.equal(r.code, 0, r.stderr);
     const daemon = (await daemonsFor(address)).find((p) => p.argv.includes(id));
     assert.ok(daemon, 'daemon running');
@@ -456,11 +462,7 @@ describe('hostile input against the shim daemon, by hand', () => {
     for (const side of SIDES) {
       for (const delay of delaysMs) {
         const id = uniqueId(`early-${side.name}`);
-        ids.push(id);
-        const b = await makeBundle(parent, id, { args: ['true'] });
-        logs.push(new FifoReader(join(b, 'log')));
-        sockets.push(shimSocket(address, ns, id));
-        const started = runShim(['-namespace', ns, '-address', address, '-id', id, 'start'], { cwd: b, binary: side.path });
+        const { started } = await beginStart(side.path, id, ['true']);
         const daemon = await waitFor(async () => (await daemonsFor(address)).find((p) => p.argv.includes(id)), 30_000, `${side.name} daemon`, 1);
         await sleep(delay);
         process.kill(daemon.pid, 'SIGTERM');

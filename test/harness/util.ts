@@ -179,14 +179,18 @@ export interface ProcInfo {
   argv: string[];
 }
 
+/** comm, state and ppid from the text of a /proc/<pid>/stat (or /proc/<pid>/task/<tid>/stat). */
+function parseStat(stat: string): { comm: string; state: string; ppid: number } {
+  // comm is in parentheses and may itself contain spaces or ')': split at the LAST ')'.
+  const close = stat.lastIndexOf(')');
+  const rest = stat.slice(close + 2).split(' ');
+  return { comm: stat.slice(stat.indexOf('(') + 1, close), state: rest[0] ?? '?', ppid: Number(rest[1]) };
+}
+
 /** Reads one process, or undefined when it is gone. */
 export async function readProc(pid: number): Promise<ProcInfo | undefined> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // comm is in parentheses and may itself contain spaces or ')': split at the LAST ')'.
-    const open = stat.indexOf('(');
-    const close = stat.lastIndexOf(')');
-    const rest = stat.slice(close + 2).split(' ');
+    const stat = parseStat(await readFile(`/proc/${pid}/stat`, 'utf8'));
     let argv: string[] = [];
     try {
       argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
@@ -194,7 +198,7 @@ export async function readProc(pid: number): Promise<ProcInfo | undefined> {
     } catch {
       // raced with exit
     }
-    return { pid, comm: stat.slice(open + 1, close), state: rest[0] ?? '?', ppid: Number(rest[1]), argv };
+    return { pid, ...stat, argv };
   } catch {
     return undefined;
   }
@@ -251,9 +255,7 @@ export async function processPostMortem(pid: number): Promise<string> {
   }
   for (const tid of tids) {
     const base = `/proc/${pid}/task/${tid}`;
-    const stat = await read(`${base}/stat`);
-    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const { comm, state } = parseStat(await read(`${base}/stat`));
     parts.push(`  tid ${tid} (${comm}) ${state} wchan=${await read(`${base}/wchan`)} syscall=${await read(`${base}/syscall`)}`);
     const stack = await read(`${base}/stack`);
     if (stack) parts.push(stack.split('\n').slice(0, 8).map((l) => `      ${l}`).join('\n'));
