@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Exit, Reaper, SpawnOptions } from '../../reaper/reaper.js';
+import { sleep } from '../sync.js';
 import { RuntimeCommandError, classifyKillError, lastRuntimeError, runtimeError } from './runtime-error.js';
 
 export const DEFAULT_RUNC_ROOT = '/run/containerd/runc';
@@ -122,6 +123,9 @@ function collect(stream: Readable | null, into: Buffer[]): void {
   stream.on('error', () => undefined);
 }
 
+/** How often Pause runs `runc pause` when runc could not freeze the cgroup in time. */
+export const PAUSE_ATTEMPTS = 3;
+
 export class Runc {
   constructor(
     readonly cfg: RuncConfig,
@@ -222,11 +226,22 @@ export class Runc {
     }
   }
 
+  /**
+   * On cgroup v1 runc gives up freezing after a bounded number of tries ("unable to freeze": tasks still
+   * FREEZING, seen on a loaded host), thaws the cgroup and fails; runc's maintainers leave the retry to the
+   * caller (opencontainers/runc#4388), so a pause is attempted up to PAUSE_ATTEMPTS times.
+   */
   async pause(id: string): Promise<void> {
-    try {
-      await this.run(['pause', id]);
-    } catch (err) {
-      throw await runtimeError('OCI runtime pause failed', err, this.cfg.logPath);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.run(['pause', id]);
+        return;
+      } catch (err) {
+        const failure = await runtimeError('OCI runtime pause failed', err, this.cfg.logPath);
+        if (attempt >= PAUSE_ATTEMPTS || !failure.message.includes('unable to freeze')) throw failure;
+        this.log.warn({ container_id: id, attempt }, 'runc could not freeze the container; pausing again');
+        await sleep(100 * attempt);
+      }
     }
   }
 

@@ -16,6 +16,7 @@ import { chmod, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
+  pauseTask,
   RUNTIMES,
   containerdBinaries,
   listTasks,
@@ -234,7 +235,7 @@ for (const version of selectedVersions()) {
     });
 
     for (const rt of RUNTIMES) {
-      test(`${short(rt)}: containerd SIGKILL + restart with an attached stream and a running exec; everything keeps working`, async () => {
+      test(`${short(rt)}: containerd SIGKILL + restart with an attached stream and a running exec; everything keeps working`, async (ctx) => {
         const id = uniqueId('lr');
         const ticker = 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; echo tick-$i; sleep 0.2; done';
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sh', '-c', ticker]);
@@ -290,7 +291,7 @@ for (const version of selectedVersions()) {
           const ex = await cd.ctr(['task', 'exec', '--exec-id', 'after', id, 'sh', '-c', 'echo hello-after'], { allowFail: true });
           assert.equal(ex.code, 0, ex.stderr);
           assert.equal(ex.stdout, 'hello-after\n');
-          await cd.ctr(['task', 'pause', id]);
+          await pauseTask(cd, id, rt, (m) => ctx.diagnostic(m));
           await waitTaskStatus(cd, id, 'PAUSED');
           await cd.ctr(['task', 'resume', id]);
           await waitTaskStatus(cd, id, 'RUNNING');

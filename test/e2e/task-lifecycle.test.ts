@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  pauseTask,
   RUNTIMES,
   listTasks,
   selectedVersions,
@@ -98,7 +99,7 @@ for (const version of selectedVersions()) {
         }
       });
 
-      test(`${short(rt)}: pause freezes every process, resume thaws them`, async () => {
+      test(`${short(rt)}: pause freezes every process, resume thaws them`, async (ctx) => {
         const id = uniqueId('p');
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done']);
         try {
@@ -106,7 +107,7 @@ for (const version of selectedVersions()) {
           const countFile = join(cd.state, 'io.containerd.runtime.v2.task', cd.namespace, id, 'rootfs', 'tmp', 'count');
           const read = async () => parseInt(await readFile(countFile, 'utf8').catch(() => '0'), 10) || 0;
           await waitFor(async () => (await read()) > 0, 10_000, 'counter running');
-          await cd.ctr(['task', 'pause', id]);
+          await pauseTask(cd, id, rt, (m) => ctx.diagnostic(m));
           await waitTaskStatus(cd, id, 'PAUSED');
           assert.equal((await bundleCgroupFile(t.pid, 'freezer', 'freezer.state')).trim(), 'FROZEN');
           const frozen = await read();

@@ -630,3 +630,18 @@ export async function startContainerd(opts: StartOptions = {}): Promise<Containe
   }
   return instance;
 }
+
+/**
+ * `ctr task pause`. On cgroup v1 runc can give up freezing a busy container ("unable to freeze"); ours retries
+ * that itself (Runc.pause), the reference hands it to the client. For the reference this retries as its
+ * clients must, reporting each such failure through `report`; for ours one call must do.
+ */
+export async function pauseTask(cd: Containerd, id: string, runtime: Runtime, report: (msg: string) => void): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await cd.ctr(['task', 'pause', id], { allowFail: true });
+    if (r.code === 0) return;
+    const retry = runtime !== 'io.containerd.ts.v2' && attempt < 3 && r.stderr.includes('unable to freeze');
+    if (!retry) throw new Error(`ctr task pause ${id} (${runtime}): exit ${r.code}: ${r.stderr}`);
+    report(`${runtime}: pause failed, runc could not freeze (attempt ${attempt}): ${r.stderr.trim()}`);
+  }
+}
