@@ -1,7 +1,9 @@
 /** Entry point of containerd-shim-ts-v2: parse the Go-style command line and run one action. */
+import { writeSync } from 'node:fs';
 import { FlagError, USAGE, parseFlags, type ShimFlags } from './flags.js';
 import { RUNTIME_NAME, SHIM_REVISION, SHIM_VERSION } from './version.js';
 import { readStdin } from './stdin.js';
+import { INLINE_START_ENV } from './inline-start-env.js';
 
 function fail(message: string, code: number): never {
   process.stderr.write(`${RUNTIME_NAME}: ${message}\n`);
@@ -21,7 +23,23 @@ function writeStdout(data: string | Uint8Array): Promise<void> {
   );
 }
 
+/**
+ * Under the wrapper's `start` our exit status is not seen (we run in its background): a failure is told on
+ * stdout, which the wrapper reads, as `exit-status:N` after whatever was written (scripts/shim-wrapper.sh).
+ */
+function reportExitStatusToWrapper(): void {
+  process.on('exit', (code) => {
+    if (code === 0) return;
+    try {
+      writeSync(1, `\nexit-status:${code}`);
+    } catch {
+      /* stdout already let go of (daemon): nobody is waiting for it */
+    }
+  });
+}
+
 async function main(argv: readonly string[]): Promise<void> {
+  if (process.env[INLINE_START_ENV]) reportExitStatusToWrapper();
   let flags: ShimFlags;
   try {
     flags = parseFlags(argv);
@@ -68,6 +86,12 @@ async function main(argv: readonly string[]): Promise<void> {
     }
     // falls through (unreachable: process.exit)
     case 'serve': {
+      if (process.env[INLINE_START_ENV]) {
+        // The wrapper's `start`, run as the daemon itself (see scripts/shim-wrapper.sh).
+        const { runStartInline } = await import('./start.js');
+        await runStartInline(flags, writeStdout);
+        return;
+      }
       const { runServe } = await import('./serve.js');
       await runServe(flags);
       return;

@@ -4,8 +4,7 @@
  */
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
-import { TtrpcServer } from '../protocol/ttrpc/server.js';
+import { TtrpcServer, type ListenTarget } from '../protocol/ttrpc/server.js';
 import { Reaper } from '../reaper/reaper.js';
 import { EventPublisher } from './events/publisher.js';
 import type { ShimFlags } from './flags.js';
@@ -41,20 +40,33 @@ function orphanTimeoutMs(env: NodeJS.ProcessEnv): number {
   return secondsFromEnv(env.CONTAINERD_SHIM_TS_ORPHAN_TIMEOUT, DEFAULT_ORPHAN_TIMEOUT_S);
 }
 
-export async function runServe(flags: ShimFlags): Promise<void> {
+/** A daemon whose objects are built and whose socket is not yet served: `start` (inline) listens itself. */
+export interface PreparedDaemon {
+  /** Listens on `target` (EADDRINUSE reaches the caller, who may find a live daemon of the group there). */
+  listen(target: ListenTarget): Promise<void>;
+  /** From here on the daemon serves `address`: arms the orphan rule and logs that it started. */
+  serving(address: string): void;
+  /** Gives up before serving (start failed): releases what was taken, exits with `code`. */
+  abandon(reason: string, code: number): Promise<never>;
+}
+
+/**
+ * Builds the daemon: logger (the bundle's `log` FIFO), reaper (we become the subreaper here), event publisher,
+ * Task service and signal handlers. Everything a Create needs is loaded before the socket is served.
+ */
+export function prepareDaemon(flags: ShimFlags): PreparedDaemon {
   const bundle = process.cwd();
   const log = createDaemonLogger({ bundle, namespace: flags.namespace, id: flags.id, debug: flags.debug });
-  // The address file is written by `start` before we are spawned; read it now, our cwd may be deleted later.
-  const address = flags.socket ? `unix://${flags.socket}` : (await readFile(join(bundle, 'address'), 'utf8').catch(() => '')).trim();
   const reaper = Reaper.start({ logger: log });
   const ttrpcAddress = process.env.TTRPC_ADDRESS || `${flags.address}.ttrpc`;
   const publisher = new EventPublisher(ttrpcAddress, flags.namespace, log);
   const server = new TtrpcServer({ logger: log });
+  let address = '';
 
   let exiting = false;
   /** `drainMs`: how long queued events may still take; the socket is released before that wait. */
-  const exit = async (reason: string, code: number, drainMs: number): Promise<void> => {
-    if (exiting) return;
+  const exit = async (reason: string, code: number, drainMs: number): Promise<never> => {
+    if (exiting) return new Promise<never>(() => undefined);
     exiting = true;
     log.info({ reason, queued_events: publisher.stats.queued }, 'shim shutting down');
     server.close();
@@ -95,19 +107,34 @@ export async function runServe(flags: ShimFlags): Promise<void> {
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);
 
-  await server.listen(flags.socket ? { path: flags.socket } : { fd: 3 });
-  holdYoungGeneration();
+  return {
+    listen: (target) => server.listen(target),
+    serving(served: string): void {
+      address = served;
+      holdYoungGeneration();
+      // Orphan rule: checked periodically rather than with per-event timers; cheap and never early.
+      const orphanAfter = orphanTimeoutMs(process.env);
+      let idleSince = Date.now();
+      const orphanCheck = setInterval(() => {
+        if (service.size > 0 || server.connectionCount > 0) {
+          idleSince = Date.now();
+        } else if (Date.now() - idleSince >= orphanAfter) {
+          void exit(`no container and no client for ${Math.round(orphanAfter / 1000)}s (orphaned)`, 0, SIGNAL_DRAIN_MS);
+        }
+      }, Math.min(5000, Math.max(250, orphanAfter / 4)));
+      orphanCheck.unref();
+      log.info({ version: SHIM_VERSION, revision: SHIM_REVISION, address, ttrpc_address: ttrpcAddress, startup_ms: Math.round(performance.now()) }, 'shim started');
+    },
+    abandon: (reason, code) => exit(reason, code, 0),
+  };
+}
 
-  // Orphan rule: checked periodically rather than with per-event timers; cheap and never early.
-  const orphanAfter = orphanTimeoutMs(process.env);
-  let idleSince = Date.now();
-  const orphanCheck = setInterval(() => {
-    if (service.size > 0 || server.connectionCount > 0) {
-      idleSince = Date.now();
-    } else if (Date.now() - idleSince >= orphanAfter) {
-      void exit(`no container and no client for ${Math.round(orphanAfter / 1000)}s (orphaned)`, 0, SIGNAL_DRAIN_MS);
-    }
-  }, Math.min(5000, Math.max(250, orphanAfter / 4)));
-  orphanCheck.unref();
-  log.info({ version: SHIM_VERSION, revision: SHIM_REVISION, address, ttrpc_address: ttrpcAddress, startup_ms: Math.round(performance.now()) }, 'shim started');
+/** The daemon spawned by a `start` that listened for it: the socket is fd 3 (or -socket). */
+export async function runServe(flags: ShimFlags): Promise<void> {
+  const bundle = process.cwd();
+  // The address file is written by `start` before we are spawned; read it now, our cwd may be deleted later.
+  const address = flags.socket ? `unix://${flags.socket}` : (await readFile(join(bundle, 'address'), 'utf8').catch(() => '')).trim();
+  const daemon = prepareDaemon(flags);
+  await daemon.listen(flags.socket ? { path: flags.socket } : { fd: 3 });
+  daemon.serving(address);
 }

@@ -14,6 +14,8 @@ import { isSocketLive } from './platform/socket-probe.js';
 import { decodeRuntimeOptions } from './runtime/options.js';
 import { joinCgroup } from './platform/cgroup-join.js';
 import { readStdin } from './stdin.js';
+import { RUNTIME_NAME } from './version.js';
+import { INLINE_START_ENV } from './inline-start-env.js';
 
 export interface StartResult {
   readonly address: string;
@@ -60,9 +62,9 @@ export async function writeAddressFile(bundle: string, address: string): Promise
 }
 
 /** Daemon OOM score = containerd's + 1 (clamped), so the kernel prefers killing the shim over containerd. */
-async function adjustOomScore(daemonPid: number): Promise<void> {
+async function adjustOomScore(daemonPid: number, containerdPid = process.ppid): Promise<void> {
   try {
-    const parent = parseInt(await readFile(`/proc/${process.ppid}/oom_score_adj`, 'utf8'), 10);
+    const parent = parseInt(await readFile(`/proc/${containerdPid}/oom_score_adj`, 'utf8'), 10);
     const score = Math.max(-1000, Math.min(1000, (Number.isFinite(parent) ? parent : 0) + 1));
     await writeFile(`/proc/${daemonPid}/oom_score_adj`, String(score));
   } catch (err) {
@@ -131,4 +133,59 @@ export async function runStart(flags: ShimFlags): Promise<StartResult> {
   }
   // The listening handle is deliberately not closed: libuv unlinks a unix socket path when its server
   // closes. The process exits right after printing, and the daemon owns the socket from here on.
+}
+
+
+
+/**
+ * `start` run as the daemon itself (one Node start per container instead of two): build the daemon, listen on
+ * the group's socket (or find the live daemon of the group and just answer its address), apply the runtime
+ * options, print the address, let go of the wrapper's stdio and serve. The wrapper returns to containerd once
+ * our stdout is closed, so containerd connects to a daemon that is already serving.
+ */
+export async function runStartInline(flags: ShimFlags, answer: (address: string) => Promise<void>): Promise<void> {
+  const containerdPid = parseInt(process.env[INLINE_START_ENV] ?? '', 10);
+  delete process.env[INLINE_START_ENV];
+  const bundle = process.cwd();
+  const spec = await readBundleSpec(bundle);
+  const group = groupKey(flags.id, spec.annotations, process.env);
+  const address = socketAddress(flags.address, flags.namespace, group);
+  const path = socketPath(address)!;
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const options = decodeRuntimeOptions(await readStdin());
+
+  if (await isSocketLive(path, 5000)) {
+    await writeAddressFile(bundle, address);
+    await answer(address);
+    process.exit(0);
+  }
+  const { prepareDaemon } = await import('./serve.js');
+  const daemon = prepareDaemon(flags);
+  try {
+    try {
+      await daemon.listen({ path });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      // Another start of the group won the race, or the file is a dead daemon's.
+      if (await isSocketLive(path, 5000)) {
+        await writeAddressFile(bundle, address);
+        await answer(address);
+        return daemon.abandon('the group already has a live daemon', 0);
+      }
+      await unlink(path).catch(() => undefined);
+      await daemon.listen({ path });
+    }
+    await chmod(path, 0o600);
+    await writeAddressFile(bundle, address);
+    if (options.shimCgroup) await joinCgroup(process.pid, options.shimCgroup);
+    await adjustOomScore(process.pid, Number.isInteger(containerdPid) && containerdPid > 0 ? containerdPid : process.ppid);
+    const { detachFromStart } = await import('./platform/detach.js');
+    await answer(address);
+    // containerd reads until EOF on the pipe it gave `start`: let go of it, and of its session.
+    detachFromStart();
+  } catch (err) {
+    process.stderr.write(`${RUNTIME_NAME}: start: ${err instanceof Error ? err.message : String(err)}\n`);
+    return daemon.abandon(`start failed: ${err instanceof Error ? err.message : String(err)}`, 1);
+  }
+  daemon.serving(address);
 }
