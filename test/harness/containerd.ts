@@ -106,6 +106,8 @@ export interface StartOptions {
   shimDirs?: string[];
   /** containerd log level debug (also with env SHIM_TEST_DEBUG=1); shims then get -debug. */
   debug?: boolean;
+  /** Overrides `debug`: e.g. trace, the level at which containerd ≥ 1.7 logs "event forwarded" (1.6: debug). */
+  logLevel?: 'info' | 'debug' | 'trace';
   /** Extra environment for containerd (and so for the shims it starts). */
   env?: Record<string, string>;
   /** Default namespace for ctr(). */
@@ -218,7 +220,7 @@ function disabledPlugins(version: ContainerdVersion): string[] {
   ];
 }
 
-function configToml(version: ContainerdVersion, p: { root: string; state: string; tmp: string; address: string; ttrpcAddress: string; debug: boolean }): string {
+function configToml(version: ContainerdVersion, p: { root: string; state: string; tmp: string; address: string; ttrpcAddress: string; level: string }): string {
   // The top-level keys and sections we use are the same in v2 (1.6/1.7) and v3 (2.x) configs.
   return [
     `version = ${version === '2.1' ? 3 : 2}`,
@@ -235,7 +237,7 @@ function configToml(version: ContainerdVersion, p: { root: string; state: string
     `  address = ${tomlString(p.ttrpcAddress)}`,
     '',
     '[debug]',
-    `  level = ${tomlString(p.debug ? 'debug' : 'info')}`,
+    `  level = ${tomlString(p.level)}`,
     '',
     ...(version === '2.1'
       ? [
@@ -288,10 +290,11 @@ class ContainerdInstance implements Containerd {
 
   async init(): Promise<void> {
     const debug = this.opts.debug ?? process.env.SHIM_TEST_DEBUG === '1';
+    const level = this.opts.logLevel ?? (debug ? 'debug' : 'info');
     await Promise.all([mkdir(this.root), mkdir(this.state), mkdir(join(this.dir, 'tmp'))]);
     await writeFile(
       this.configFile,
-      configToml(this.version, { root: this.root, state: this.state, tmp: join(this.dir, 'tmp'), address: this.address, ttrpcAddress: this.ttrpcAddress, debug }),
+      configToml(this.version, { root: this.root, state: this.state, tmp: join(this.dir, 'tmp'), address: this.address, ttrpcAddress: this.ttrpcAddress, level }),
     );
     // Lets cleanupStale() recognise an instance whose test process died without stop().
     await writeFile(join(this.dir, OWNER_FILE), JSON.stringify({ pid: process.pid, version: this.version, namespace: this.namespace }));
