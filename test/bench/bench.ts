@@ -34,6 +34,12 @@
  *   --json FILE       also write every figure (with its samples) as JSON
  *   --verbose         print every run
  *
+ * How: one private containerd (info level) serves every section but `phases`, which gets its own at trace level
+ * (1.7 and 2.x log task events only there; the shims' -debug that comes with it must not slow the other sections).
+ * `start` runs the binaries by hand in bundles made as the tests make them, with no containerd listening on
+ * -address. `delete` after a killed daemon SIGSTOPs containerd while it times its own `delete`, so that
+ * containerd's (which it runs when it sees the daemon die) does not race it; see deleteAfterKillOnce.
+ *
  * Needs root, runc, the containerd binaries (scripts/fetch-containerd.sh for 1.7 / 2.1) and `npm run build`.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -164,6 +170,8 @@ interface Figure {
   ref: number[];
   /** Rounds alternated between the runtimes, so a per-round ratio means something. */
   paired: boolean;
+  /** False where ours/ref means nothing (a growth that may be negative). */
+  ratio?: boolean;
 }
 
 interface Stats {
@@ -235,7 +243,8 @@ class Report {
       .map((f) => {
         const o = stats(f.ours);
         const r = stats(f.ref);
-        return [`${f.name} (${f.unit})`, fmtStats(o), fmtStats(r), f.paired ? fmtRatio(pairedRatio(f)) : '—', fmtRatio(o.median / r.median), `${o.n}/${r.n}`];
+        const ratios = f.ratio === false ? ['—', '—'] : [f.paired ? fmtRatio(pairedRatio(f)) : '—', fmtRatio(o.median / r.median)];
+        return [`${f.name} (${f.unit})`, fmtStats(o), fmtStats(r), ...ratios, `${o.n}/${r.n}`];
       });
     return textTable(['figure', 'ours median (min–max)', 'reference median (min–max)', 'paired ratio', 'ratio of medians', 'n'], rows);
   }
@@ -244,8 +253,9 @@ class Report {
     const rows = this.figures.map((f) => {
       const o = stats(f.ours).median;
       const r = stats(f.ref).median;
-      const ratio = f.paired ? pairedRatio(f) : o / r;
-      return `| ${f.section}: ${f.name} | ${fmt(o)} ${f.unit} | ${fmt(r)} ${f.unit} | ${fmtRatio(ratio)} |`;
+      const ratio = f.ratio === false ? '—' : fmtRatio(f.paired ? pairedRatio(f) : o / r);
+      const value = (v: number): string => (Number.isFinite(v) ? `${fmt(v)} ${f.unit}` : 'n/a');
+      return `| ${f.section}: ${f.name} | ${value(o)} | ${value(r)} | ${ratio} |`;
     });
     return ['| figure | ours | reference | ratio |', '| --- | ---: | ---: | ---: |', ...rows].join('\n');
   }
@@ -262,8 +272,8 @@ class Report {
         paired: f.paired,
         ours: { ...stats(f.ours), samples: f.ours },
         reference: { ...stats(f.ref), samples: f.ref },
-        pairedRatio: f.paired ? pairedRatio(f) : null,
-        ratioOfMedians: stats(f.ours).median / stats(f.ref).median,
+        pairedRatio: f.paired && f.ratio !== false ? pairedRatio(f) : null,
+        ratioOfMedians: f.ratio !== false ? stats(f.ours).median / stats(f.ref).median : null,
       })),
     };
   }
@@ -636,6 +646,15 @@ async function connectCall(conn: TaskConn, id: string): Promise<{ service: strin
   }
 }
 
+/** `start`'s answer: the address, or (containerd 2.x shims) JSON bootstrap parameters holding it. */
+function startAddress(stdout: string): string {
+  const out = stdout.trim();
+  if (!out.startsWith('{')) return out;
+  const address = (JSON.parse(out) as { address?: unknown }).address;
+  if (typeof address !== 'string') throw new Error(`start: no address in ${out}`);
+  return address;
+}
+
 interface ByHand {
   tmp: string;
   address: string;
@@ -657,7 +676,7 @@ async function startOnce(cd: Containerd, h: ByHand, rt: Runtime): Promise<{ exit
     const r = await runShim(args, { cwd: bundle, input: '', binary: shimBinary(cd, rt), env: shimEnv(h.address, h.namespace) });
     const exit = performance.now() - t0;
     if (r.code !== 0) throw new Error(`${rt} start: exit ${r.code}: ${r.stderr}`);
-    const conn = await connectTask(r.stdout.trim(), h.namespace);
+    const conn = await connectTask(startAddress(r.stdout), h.namespace);
     try {
       const { service, res } = await connectCall(conn, id);
       const connect = performance.now() - t0;
@@ -773,6 +792,8 @@ async function deleteAfterKillOnce(cd: Containerd, rt: Runtime): Promise<number>
     }
   } finally {
     await removeContainer(cd, id);
+    // The reference's delete leaves the killed daemon's socket in /run/containerd/s (ours removes it).
+    await rm(cd.shimSocketPath(cd.namespace, id), { force: true });
   }
 }
 
@@ -863,9 +884,10 @@ async function memorySection(ctx: Ctx): Promise<void> {
     }
     const floor = await nodeFloor(count);
     progress(ctx.opts, `floor ${count}: ${JSON.stringify(floor)}`);
-    // The floor has no reference counterpart: NaN there, so its ratio shows n/a.
-    ctx.report.add({ section: 'memory', name: `floor: ${count} bare node processes: PSS`, unit: 'MiB', ours: [mib(floor.pssKb)], ref: [NaN], paired: false });
-    ctx.report.add({ section: 'memory', name: `floor: ${count} bare node processes: Pss_Anon`, unit: 'MiB', ours: [mib(floor.pssAnonKb)], ref: [NaN], paired: false });
+    // The floor has no reference counterpart: NaN there (shown n/a), no ratio.
+    const floorFigure = (what: string, kb: number): Figure => ({ section: 'memory', name: `floor: ${count} bare node processes: ${what}`, unit: 'MiB', ours: [mib(kb)], ref: [NaN], paired: false, ratio: false });
+    ctx.report.add(floorFigure('PSS', floor.pssKb));
+    ctx.report.add(floorFigure('Pss_Anon', floor.pssAnonKb));
   }
   endProgress(ctx.opts);
 }
@@ -1021,7 +1043,7 @@ async function execMemorySection(ctx: Ctx): Promise<void> {
     const after = { [REF]: await memoryOf(pids[REF]), [OURS]: await memoryOf(pids[OURS]) };
     // One measurement per runtime: a state, not a timing, so nothing to pair.
     const add = (name: string, value: (rt: Runtime) => number): void =>
-      ctx.report.add({ section: 'exec-memory', name, unit: 'MiB', ours: [value(OURS)], ref: [value(REF)], paired: false });
+      ctx.report.add({ section: 'exec-memory', name, unit: 'MiB', ours: [value(OURS)], ref: [value(REF)], paired: false, ratio: !name.endsWith('growth') });
     add('daemon PSS before', (rt) => mib(before[rt].pssKb));
     add(`daemon PSS after ${cycles} execs`, (rt) => mib(after[rt].pssKb));
     add('daemon PSS growth', (rt) => mib(after[rt].pssKb - before[rt].pssKb));
@@ -1155,7 +1177,13 @@ async function checkLeftovers(): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const opts = parseOptions(process.argv.slice(2));
+  let opts: Options;
+  try {
+    opts = parseOptions(process.argv.slice(2));
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}\nusage: npm run bench -- [${SECTIONS.join('|')} ...] [--containerd 1.6|1.7|2.1|all] [--runs N] [--tty-runs N] [--io-runs N] [--io-mib N] [--mem-counts N,N] [--exec-cycles N] [--json FILE] [--verbose]`);
+    return 2;
+  }
   installSignalHandlers();
   const report = new Report();
   const containerds: Record<string, string> = {};
@@ -1172,7 +1200,7 @@ async function main(): Promise<number> {
   await checkLeftovers();
   const h = await header(containerds);
   console.log(`\n## Summary (medians; ratio = ours / reference, paired where the runs alternated)\n\n${headerLine(h)}\n`);
-  console.log(report.markdownSummary());
+  if (report.figures.length > 0) console.log(report.markdownSummary());
   if (report.notes.length > 0) console.log(`\nNotes:\n${report.notes.map((n) => `- ${n}`).join('\n')}`);
   if (opts.json) {
     await writeFile(opts.json, JSON.stringify(report.toJson(h, opts), (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));

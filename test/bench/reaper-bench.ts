@@ -1,6 +1,7 @@
-// Reaper benchmark (not a test): exits collected per second, per drain strategy.
-//   node .cache/build-x/test/bench/reaper-bench.js [N]            runs every strategy, each in its own process
-//   node .cache/build-x/test/bench/reaper-bench.js N peek|scan    one strategy in this process
+// Reaper benchmark (not a test): exits collected per second, per drain strategy. No container, no containerd:
+// kept apart from bench.ts, which runs it as its optional section `reaper` (`npm run bench -- reaper`).
+//   node build/test/bench/reaper-bench.js [N]            runs every strategy, each in its own process
+//   node build/test/bench/reaper-bench.js N peek|scan    one strategy in this process
 // Prints: spawn cost with and without the setpriv parent-death wrapper; a burst of N orphans released at
 // once; N orphans exiting over ~1 s while N child_process runs go on (4 at a time); cost per drain.
 import { execFile } from 'node:child_process';
