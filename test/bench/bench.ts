@@ -466,7 +466,11 @@ interface Memory {
   pssAnonKb: number;
 }
 
-/** PSS and Pss_Anon of a process from smaps_rollup: shared pages (the node binary) are split between sharers. */
+/**
+ * PSS and Pss_Anon of a process from smaps_rollup (never RSS: it counts the node binary once per daemon). PSS
+ * splits a shared page between all processes mapping it, other node processes on the machine (this script)
+ * included, so sums over daemons add up; Pss_Anon is the part no file backs (heaps, stacks).
+ */
 async function memoryOf(pid: number): Promise<Memory> {
   const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
   const field = (name: string): number => {
