@@ -4,6 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
 import * as esbuild from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -57,6 +58,9 @@ function copyKoffiNative() {
   if (src && existsSync(src)) copyFileSync(src, join(dist, 'koffi.node'));
 }
 
+// A spare daemon takes only starts of the very build it runs (scripts/shim-wrapper.sh, shim/spare).
+const BUILD_ID = randomBytes(6).toString('hex');
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -69,6 +73,7 @@ const common = {
   define: {
     __SHIM_VERSION__: JSON.stringify(pkg.version),
     __SHIM_REVISION__: JSON.stringify(gitRevision()),
+    __SHIM_BUILD_ID__: JSON.stringify(BUILD_ID),
     __KOFFI_VERSION__: JSON.stringify(JSON.parse(readFileSync(join(root, 'node_modules', 'koffi', 'package.json'), 'utf8')).version),
   },
 };
@@ -114,6 +119,7 @@ rmSync(join(dist, 'shim.js.cache'), { force: true });
 // and the fast paths of `start` and `delete`).
 const wrapper = readFileSync(join(root, 'scripts', 'shim-wrapper.sh'), 'utf8')
   .replaceAll('@VERSION@', pkg.version)
+  .replaceAll('@BUILD@', BUILD_ID)
   .replaceAll('@NODE@', process.execPath)
   .replaceAll('@DIST@', dist)
   .replaceAll('@FLAGS@', V8_FLAGS.join(' '));

@@ -6,6 +6,7 @@
 #  - start: Node runs once, in the background of this script, and is the daemon (no second Node process).
 #  - delete: containerd 1.6-2.x runs it after every teardown; when the daemon already cleaned up there is
 #    nothing to do, and the answer is written from here without starting Node at all.
+#    When a warm spare daemon of this build waits (Node already started), it takes the container instead.
 # Everything else, and every case the fast paths do not recognise, goes to the bundled shim.
 unset NODE_EXTRA_CA_CERTS NODE_OPTIONS # Node 20 loads the CA file eagerly (~37 ms per start)
 node='@NODE@'
@@ -77,8 +78,51 @@ fast_delete() {
   printf "$out$ts"
 }
 
+# ---- start through a warm spare (shim/spare/spare.ts) ------------------------------------------------------
+# The spare's FIFO is named after the build and the spare's pid. We write our pid into it and wait for
+# SIGUSR1 (answered: the address is on our stdout) or SIGUSR2 (refused). A spare that dies or says nothing
+# for 5 s is given up on, unless it already claimed the answer (<bundle>/.start-answer, created exclusively
+# by whichever of us answers). Returns non-zero to start Node instead.
+spare_start() {
+  [ "${CONTAINERD_SHIM_TS_SPARE:-1}" != 0 ] || return 1
+  # The spare reads our stdin through /proc/<pid>/fd/0: a pipe (containerd's) or a file, not a socket;
+  # and not a terminal (by hand: nothing to read).
+  [ ! -t 0 ] && [ ! -S /dev/stdin ] || return 1
+  for fifo in /run/containerd/s/ts-spare-@BUILD@-*; do
+    spare=${fifo##*-}
+    case $spare in '' | *[!0-9]*) continue ;; esac
+    [ -p "$fifo" ] && kill -0 "$spare" 2>/dev/null || continue
+    got=''
+    trap 'got=yes' USR1
+    trap 'got=no' USR2
+    printf '%s\n' "$$" 1<>"$fifo" 2>/dev/null || continue
+    wait_spare 100 && return 0
+    [ "$got" != no ] && kill -0 "$spare" 2>/dev/null || return 1 # refused, or died before answering
+    # Silent for 5 s: take the answer back, unless the spare has it already.
+    if (set -C && : >.start-answer) 2>/dev/null; then return 1; fi
+    wait_spare 200 && return 0
+    echo "containerd-shim-ts-v2: the spare daemon $spare took the start but did not answer" >&2
+    exit 1
+  done
+  return 1
+}
+# Waits up to $1 × 50 ms for the spare's signal; false once it refused or is gone.
+wait_spare() {
+  i=0
+  while [ -z "$got" ] && [ "$i" -lt "$1" ] && kill -0 "$spare" 2>/dev/null; do
+    sleep 0.05 </dev/null >/dev/null 2>&1 &
+    timer=$!
+    [ -n "$got" ] || wait "$timer"
+    kill "$timer" 2>/dev/null
+    i=$((i + 1))
+  done
+  [ "$got" = yes ]
+}
+
 case $action in
   start)
+    spare_start && exit 0
+    trap : USR1 USR2 # a late word from a spare must not kill us
     # Node prints the address once it serves, then puts /dev/null over this pipe, which ends the capture;
     # it goes on as the daemon. Its stdin is ours: the runtime options containerd writes. It gets our flags
     # without the action, so that it looks like any daemon in ps (the environment says it is a start).

@@ -4,7 +4,7 @@
  * stops at the first non-flag word, which is the action (`start`, `delete`, or none = serve).
  */
 
-export type ShimAction = 'start' | 'delete' | 'serve';
+export type ShimAction = 'start' | 'delete' | 'serve' | 'spare';
 
 export interface ShimFlags {
   readonly namespace: string;
@@ -96,6 +96,7 @@ export function parseFlags(argv: readonly string[]): ShimFlags {
   let action: ShimAction;
   if (word === 'start') action = 'start';
   else if (word === 'delete') action = 'delete';
+  else if (word === 'spare') action = 'spare'; // started by a daemon (shim/spare), never by containerd
   else if (word === '') action = 'serve';
   else throw new FlagError(`unknown action "${word}"`);
   return { ...(out as unknown as Omit<ShimFlags, 'action'>), action };

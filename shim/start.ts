@@ -137,55 +137,110 @@ export async function runStart(flags: ShimFlags): Promise<StartResult> {
 
 
 
+/** A `start` to answer: containerd's call as the process that serves it sees it (itself, or a spare's view). */
+export interface StartCall {
+  readonly flags: ShimFlags;
+  /** containerd runs `start` with cwd = bundle. */
+  readonly bundle: string;
+  /** `start`'s environment (grouping and TTRPC_ADDRESS come from it). */
+  readonly env: NodeJS.ProcessEnv;
+  /** containerd's pid: the daemon's OOM score is set from its own. */
+  readonly containerdPid: number;
+  /** `start`'s stdin: the runtime options containerd writes. */
+  readOptions(): Promise<Uint8Array>;
+  /** Writes the address as `start`'s answer. */
+  answer(address: string): Promise<void>;
+}
+
+/** The group's socket, and whether a live daemon already serves it (then it is the answer). */
+export async function groupSocket(call: StartCall): Promise<{ address: string; path: string; live: boolean }> {
+  const spec = await readBundleSpec(call.bundle);
+  const group = groupKey(call.flags.id, spec.annotations, call.env);
+  const address = socketAddress(call.flags.address, call.flags.namespace, group);
+  const path = socketPath(address)!;
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  return { address, path, live: await isSocketLive(path, 5000) };
+}
+
+/** Answers a `start` whose group already has a live daemon: its address. */
+export async function answerLiveGroup(call: StartCall, address: string): Promise<void> {
+  await writeAddressFile(call.bundle, address);
+  await call.answer(address);
+}
+
+export type BecomeResult = 'serving' | 'group-had-a-daemon';
+
 /**
- * `start` run as the daemon itself (one Node start per container instead of two): build the daemon, listen on
- * the group's socket (or find the live daemon of the group and just answer its address), apply the runtime
- * options, print the address, let go of the wrapper's stdio and serve. The wrapper returns to containerd once
- * our stdout is closed, so containerd connects to a daemon that is already serving.
+ * This process becomes the daemon of `call` (it must run with cwd = bundle and `call.env` as its
+ * environment): builds the daemon, listens on the group's socket, applies the runtime options, answers the
+ * address, and serves. Another `start` of the group may win the socket meanwhile: then that daemon's address
+ * is the answer and nothing is served here. On failure everything taken is released and the process exits 1.
+ */
+export async function becomeDaemon(call: StartCall, socket: { address: string; path: string }, afterAnswer: () => void): Promise<BecomeResult> {
+  const optionsRead = call.readOptions();
+  optionsRead.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  const { prepareDaemon } = await import('./serve.js');
+  const daemon = prepareDaemon(call.flags);
+  try {
+    const options = decodeRuntimeOptions(await optionsRead);
+    try {
+      await daemon.listen({ path: socket.path });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      // Another start of the group won the race, or the file is a dead daemon's.
+      if (await isSocketLive(socket.path, 5000)) {
+        await answerLiveGroup(call, socket.address);
+        afterAnswer();
+        await daemon.abandon('the group already has a live daemon', 0);
+        return 'group-had-a-daemon';
+      }
+      await unlink(socket.path).catch(() => undefined);
+      await daemon.listen({ path: socket.path });
+    }
+    // Independent of each other; each is a few file operations on the threadpool.
+    await Promise.all([
+      chmod(socket.path, 0o600),
+      writeAddressFile(call.bundle, socket.address),
+      options.shimCgroup ? joinCgroup(process.pid, options.shimCgroup) : undefined,
+      adjustOomScore(process.pid, call.containerdPid > 0 ? call.containerdPid : process.ppid),
+    ]);
+    await call.answer(socket.address);
+    afterAnswer();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`${RUNTIME_NAME}: start: ${message}\n`);
+    return daemon.abandon(`start failed: ${message}`, 1);
+  }
+  daemon.serving(socket.address);
+  return 'serving';
+}
+
+/**
+ * `start` run as the daemon itself (one Node start per container instead of two), in the background of the
+ * wrapper's `start`: the wrapper returns to containerd once we answered and let go of its stdout, so
+ * containerd connects to a daemon that is already serving.
  */
 export async function runStartInline(flags: ShimFlags, answer: (address: string) => Promise<void>): Promise<void> {
   const containerdPid = parseInt(process.env[INLINE_START_ENV] ?? '', 10);
   delete process.env[INLINE_START_ENV];
-  const bundle = process.cwd();
-  const spec = await readBundleSpec(bundle);
-  const group = groupKey(flags.id, spec.annotations, process.env);
-  const address = socketAddress(flags.address, flags.namespace, group);
-  const path = socketPath(address)!;
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const options = decodeRuntimeOptions(await readStdin());
-
-  if (await isSocketLive(path, 5000)) {
-    await writeAddressFile(bundle, address);
-    await answer(address);
+  const call: StartCall = {
+    flags,
+    bundle: process.cwd(),
+    env: process.env,
+    containerdPid: Number.isInteger(containerdPid) ? containerdPid : 0,
+    readOptions: readStdin,
+    answer,
+  };
+  const socket = await groupSocket(call);
+  if (socket.live) {
+    await answerLiveGroup(call, socket.address);
     process.exit(0);
   }
-  const { prepareDaemon } = await import('./serve.js');
-  const daemon = prepareDaemon(flags);
-  try {
-    try {
-      await daemon.listen({ path });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-      // Another start of the group won the race, or the file is a dead daemon's.
-      if (await isSocketLive(path, 5000)) {
-        await writeAddressFile(bundle, address);
-        await answer(address);
-        return daemon.abandon('the group already has a live daemon', 0);
-      }
-      await unlink(path).catch(() => undefined);
-      await daemon.listen({ path });
-    }
-    await chmod(path, 0o600);
-    await writeAddressFile(bundle, address);
-    if (options.shimCgroup) await joinCgroup(process.pid, options.shimCgroup);
-    await adjustOomScore(process.pid, Number.isInteger(containerdPid) && containerdPid > 0 ? containerdPid : process.ppid);
-    const { detachFromStart } = await import('./platform/detach.js');
-    await answer(address);
-    // containerd reads until EOF on the pipe it gave `start`: let go of it, and of its session.
-    detachFromStart();
-  } catch (err) {
-    process.stderr.write(`${RUNTIME_NAME}: start: ${err instanceof Error ? err.message : String(err)}\n`);
-    return daemon.abandon(`start failed: ${err instanceof Error ? err.message : String(err)}`, 1);
+  const { detachFromStart } = await import('./platform/detach.js');
+  // containerd reads until EOF on the pipe it gave `start`: once answered, let go of it, and of its session.
+  const result = await becomeDaemon(call, socket, detachFromStart);
+  if (result === 'serving') {
+    const { spawnSpareSoon } = await import('./spare/spawn-spare.js');
+    spawnSpareSoon(call.containerdPid);
   }
-  daemon.serving(address);
 }

@@ -1,4 +1,5 @@
-import { readdir, writeFile, stat } from 'node:fs/promises';
+import { readFile, readdir, writeFile, stat } from 'node:fs/promises';
+import { cgroupDir, parseCgroupMounts, parseProcCgroup } from './cgroup-paths.js';
 import { join } from 'node:path';
 
 /**
@@ -26,4 +27,35 @@ export async function joinCgroup(pid: number, cgroupPath: string, root = '/sys/f
     }
   }
   if (joined === 0) throw new Error(`shim cgroup ${cgroupPath} not found in any hierarchy under ${root}`);
+}
+
+/**
+ * Moves `pid` into every cgroup `other` is in (each v1 hierarchy and the v2 one), as if it had been started
+ * by `other`: a spare daemon taking a container goes where a daemon started by that `start` would be.
+ * Best effort per hierarchy (a cgroup may be gone or not writable); returns the hierarchies not joined.
+ */
+export async function joinCgroupsOf(pid: number, other: number): Promise<string[]> {
+  const [theirs, ours] = await Promise.all([readFile(`/proc/${other}/cgroup`, 'utf8'), readFile(`/proc/${pid}/cgroup`, 'utf8')]);
+  // Usually so (a spare waits in containerd's cgroups): moving costs a write per v1 hierarchy.
+  if (theirs === ours) return [];
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  const wanted = parseProcCgroup(theirs);
+  const mounts = parseCgroupMounts(mountinfo);
+  const dirs = new Set<string>();
+  for (const [controller, path] of wanted.v1) {
+    const mount = mounts.v1.get(controller);
+    const dir = mount && cgroupDir(mount, path);
+    if (dir) dirs.add(dir);
+  }
+  if (wanted.unified !== undefined) {
+    for (const mount of mounts.v2) {
+      const dir = cgroupDir(mount, wanted.unified);
+      if (dir) dirs.add(dir);
+    }
+  }
+  const failed: string[] = [];
+  for (const dir of dirs) {
+    await writeFile(join(dir, 'cgroup.procs'), String(pid)).catch(() => failed.push(dir));
+  }
+  return failed;
 }

@@ -1,0 +1,55 @@
+/**
+ * Where warm spare daemons wait. A spare is a daemon started ahead of time (Node started, modules loaded)
+ * that takes the next `start` of its build: the wrapper's `start` writes its own pid into the spare's FIFO and
+ * the spare serves the container (scripts/shim-wrapper.sh, spare.ts). The FIFO's name carries the build id
+ * and the spare's pid, so the wrapper finds a live spare of its own build with a glob and `kill -0`.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SHIM_SOCKET_DIR } from '../platform/socket-address.js';
+import { SHIM_BUILD_ID } from '../version.js';
+
+/** CONTAINERD_SHIM_TS_SPARE=0 in containerd's environment: no spare, every start starts Node. */
+export const SPARE_ENV = 'CONTAINERD_SHIM_TS_SPARE';
+
+/** The spawning daemon puts containerd's pid here: the spare waits in containerd's cgroups, not a pod's. */
+export const SPARE_CGROUP_OF_ENV = 'CONTAINERD_SHIM_TS_SPARE_CGROUP_OF';
+
+export function sparesEnabled(env: NodeJS.ProcessEnv): boolean {
+  return env[SPARE_ENV] !== '0';
+}
+
+const PREFIX = `ts-spare-${SHIM_BUILD_ID}-`;
+
+export function spareFifoPath(pid: number, dir = SHIM_SOCKET_DIR): string {
+  return join(dir, `${PREFIX}${pid}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Pids of live spares of this build, and FIFOs of dead ones (to remove). */
+export async function listSpares(dir = SHIM_SOCKET_DIR): Promise<{ live: number[]; stale: string[] }> {
+  const live: number[] = [];
+  const stale: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return { live, stale };
+  }
+  for (const name of names) {
+    if (!name.startsWith(PREFIX)) continue;
+    const pid = Number(name.slice(PREFIX.length));
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    if (isAlive(pid)) live.push(pid);
+    else stale.push(join(dir, name));
+  }
+  return { live, stale };
+}

@@ -1,0 +1,207 @@
+/**
+ * A warm spare daemon: Node started and every module a daemon needs loaded, waiting for the next `start` of
+ * its build. The wrapper's `start` finds it by its FIFO (spare-files.ts), writes its own pid into it and waits
+ * for a signal: SIGUSR1 = answered (the address is on containerd's pipe), SIGUSR2 = refused (start Node
+ * yourself). Taking a container costs the start a few milliseconds instead of a Node start-up.
+ *
+ * The spare becomes that container's daemon exactly as if `start` had run it: the start's cwd (bundle),
+ * environment and cgroups, containerd's OOM score + 1, the runtime options from the start's stdin. If
+ * anything fails before it answered, it refuses or exits, and the wrapper falls back to starting Node.
+ * A spare exits when its build is replaced on disk, after CONTAINERD_SHIM_TS_SPARE_IDLE_TIMEOUT seconds
+ * without taking a container (default 600), on SIGTERM, or when another spare of the build is alive.
+ */
+import { constants, open as openCb } from 'node:fs';
+import { promisify } from 'node:util';
+import { mkdir, open, stat, unlink } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { getPriority, setPriority } from 'node:os';
+import { dirname } from 'node:path';
+import { parseFlags, type ShimFlags } from '../flags.js';
+import { joinCgroupsOf } from '../platform/cgroup-join.js';
+import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../start.js';
+import { SPARE_CGROUP_OF_ENV, listSpares, spareFifoPath } from './spare-files.js';
+import { spawnSpareSoon } from './spawn-spare.js';
+import { readStartProcess, readStdinOf, writeStdoutOf, type StartProcess } from './start-process.js';
+
+const DEFAULT_IDLE_TIMEOUT_S = 600;
+const openFd = promisify(openCb) as (path: string, flags: number) => Promise<number>;
+const WATCH_INTERVAL_MS = 5000;
+/** Late requests (wrappers that found the FIFO just before it was removed) are refused for this long. */
+const REFUSE_LATE_MS = 5000;
+/** Written in the bundle by whoever answers the start: the spare, or the wrapper giving up on the spare. */
+const ANSWER_CLAIM = '.start-answer';
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* the start is gone: containerd gave up on it */
+  }
+}
+
+function replaceEnvironment(env: NodeJS.ProcessEnv): void {
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  Object.assign(process.env, env);
+}
+
+/** What `ps` shows: the daemon's arguments as a daemon started by `start` would have them. */
+function daemonTitle(flags: ShimFlags): string {
+  const parts = ['containerd-shim-ts-v2', '-namespace', flags.namespace, '-id', flags.id, '-address', flags.address];
+  if (flags.debug) parts.push('-debug');
+  return parts.join(' ');
+}
+
+class Spare {
+  private readonly fifo = spareFifoPath(process.pid);
+  private reader: Socket | undefined;
+  private taken = false;
+  private pending = '';
+  private idleSince = Date.now();
+  private scriptStat: FileId | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+
+  async run(): Promise<void> {
+    this.scriptStat = await fileId(process.argv[1]);
+    const cgroupOf = Number(process.env[SPARE_CGROUP_OF_ENV]);
+    delete process.env[SPARE_CGROUP_OF_ENV];
+    if (Number.isInteger(cgroupOf) && cgroupOf > 0) await joinCgroupsOf(process.pid, cgroupOf).catch(() => undefined);
+    // What the spare is for: the daemon's modules evaluated and koffi bound before any start comes.
+    await import('../serve.js');
+    (await import('../../reaper/sys.js')).isSubreaper();
+
+    await mkdir(dirname(this.fifo), { recursive: true, mode: 0o700 });
+    (await import('../../io/sys.js')).mkfifo(this.fifo, 0o600);
+    // O_RDWR: the FIFO always has a writer (us), so it never reports EOF between requests.
+    // A raw fd, owned by the socket from here on (a FileHandle would close it again when collected).
+    const fd = await openFd(this.fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    this.reader = new Socket({ fd, readable: true, writable: false });
+    this.reader.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.reader.on('error', () => this.exit(0));
+
+    // One spare per build: of two started at once, the younger goes.
+    const { live } = await listSpares();
+    if (live.some((pid) => pid < process.pid)) return this.exit(0);
+
+    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => this.exit(0));
+    const idleMs = idleTimeoutMs(process.env);
+    // Not unref'd: waiting is this process's job.
+    this.watchTimer = setInterval(() => void this.watch(idleMs), WATCH_INTERVAL_MS);
+  }
+
+  /** Exits when idle too long, when our FIFO is gone, or when the build on disk is no longer ours. */
+  private async watch(idleMs: number): Promise<void> {
+    if (this.taken) return;
+    const now = await fileId(process.argv[1]);
+    const replaced = !now || !this.scriptStat || now.ino !== this.scriptStat.ino || now.mtimeMs !== this.scriptStat.mtimeMs;
+    const fifoGone = !(await stat(this.fifo).then((s) => s.isFIFO(), () => false));
+    if (replaced || fifoGone || Date.now() - this.idleSince >= idleMs) this.exit(0);
+  }
+
+  private onData(chunk: Buffer): void {
+    this.pending += chunk.toString('latin1');
+    let nl: number;
+    while ((nl = this.pending.indexOf('\n')) >= 0) {
+      const line = this.pending.slice(0, nl).trim();
+      this.pending = this.pending.slice(nl + 1);
+      const pid = Number(line);
+      if (!Number.isInteger(pid) || pid <= 0) continue;
+      if (this.taken) signal(pid, 'SIGUSR2');
+      else void this.take(pid);
+    }
+  }
+
+  /** Serves the start of `pid`, or answers it the live daemon of its group and stays a spare. */
+  private async take(pid: number): Promise<void> {
+    this.taken = true;
+    let start: StartProcess;
+    let call: StartCall;
+    let socket: Awaited<ReturnType<typeof groupSocket>>;
+    try {
+      start = await readStartProcess(pid);
+      const flags = parseFlags(start.args);
+      if (!flags.namespace) throw new Error('no namespace');
+      // First, while refusing still leaves the start intact: a stdin we cannot open is the start's own to read.
+      const options = await readStdinOf(pid);
+      call = {
+        flags,
+        bundle: start.cwd,
+        env: start.env,
+        containerdPid: start.ppid,
+        readOptions: () => Promise.resolve(options),
+        answer: (address) => this.answer(start, address),
+      };
+      socket = await groupSocket(call);
+      if (socket.live) {
+        await answerLiveGroup(call, socket.address);
+        signal(pid, 'SIGUSR1');
+        this.taken = false;
+        this.idleSince = Date.now();
+        return;
+      }
+    } catch {
+      // Not a start we can serve as asked: the wrapper starts Node, which will say what is wrong.
+      signal(pid, 'SIGUSR2');
+      this.taken = false;
+      return;
+    }
+    // From here on this process is that container's daemon; the FIFO is not offered to anyone else.
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    await unlink(this.fifo).catch(() => undefined);
+    setTimeout(() => this.reader?.destroy(), REFUSE_LATE_MS).unref();
+    process.chdir(start.cwd);
+    replaceEnvironment(start.env);
+    // The spare waited at the lowest priority; a daemon has the priority of the start that ran it.
+    try {
+      setPriority(0, getPriority(pid));
+    } catch {
+      /* not allowed to raise it (not root): stay where we are */
+    }
+    await joinCgroupsOf(process.pid, pid).catch(() => undefined);
+    const result = await becomeDaemon(call, socket, () => {
+      signal(pid, 'SIGUSR1');
+      process.title = daemonTitle(call.flags);
+    });
+    if (result === 'serving') spawnSpareSoon(start.ppid);
+    else process.exit(0);
+  }
+
+  /**
+   * The answer goes to containerd's pipe, once: if the wrapper stopped waiting for us it has claimed the
+   * answer (and started Node), and then this spare must not serve.
+   */
+  private async answer(start: StartProcess, address: string): Promise<void> {
+    const claim = await open(`${start.cwd}/${ANSWER_CLAIM}`, 'wx', 0o600);
+    await claim.close();
+    await writeStdoutOf(start.pid, address);
+  }
+
+  private exit(code: number): void {
+    void unlink(this.fifo)
+      .catch(() => undefined)
+      .finally(() => process.exit(code));
+  }
+}
+
+interface FileId {
+  readonly ino: number;
+  readonly mtimeMs: number;
+}
+
+async function fileId(path: string | undefined): Promise<FileId | undefined> {
+  if (!path) return undefined;
+  return stat(path).then(
+    (s) => ({ ino: s.ino, mtimeMs: s.mtimeMs }),
+    () => undefined,
+  );
+}
+
+function idleTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const v = Number(env.CONTAINERD_SHIM_TS_SPARE_IDLE_TIMEOUT);
+  return (Number.isFinite(v) && v > 0 ? v : DEFAULT_IDLE_TIMEOUT_S) * 1000;
+}
+
+export async function runSpare(): Promise<void> {
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
+  await new Spare().run();
+}
