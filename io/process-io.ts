@@ -131,7 +131,12 @@ abstract class BaseIO implements ProcessIO {
 
   async delivered(idleMs: number, maxMs: number): Promise<boolean> {
     let copiesDone = false;
-    void Promise.all(this.outputs.map((c) => c.done)).then(() => (copiesDone = true));
+    const allCopied = Promise.all(this.outputs.map((c) => c.done)).then(() => {
+      copiesDone = true;
+    });
+    // Polls the client's unread bytes (no event tells when a FIFO is read): soon at first, as most exits
+    // have nothing left in flight, then every 10 ms. The copies' end wakes it at once.
+    let pollMs = 1;
     const start = performance.now();
     let progressAt = start;
     let copied = this.copiedBytes();
@@ -149,7 +154,11 @@ abstract class BaseIO implements ProcessIO {
         unread = nowUnread;
       }
       if (now - progressAt >= idleMs || now - start >= maxMs) return false;
-      await new Promise<void>((resolve) => setTimeout(resolve, 10));
+      let timer: NodeJS.Timeout | undefined;
+      const tick = new Promise<void>((resolve) => (timer = setTimeout(resolve, pollMs)));
+      await (copiesDone ? tick : Promise.race([tick, allCopied]));
+      clearTimeout(timer);
+      pollMs = Math.min(pollMs * 2, 10);
     }
   }
 

@@ -85,9 +85,9 @@ fast_delete() {
 # by whichever of us answers). Returns non-zero to start Node instead.
 spare_start() {
   [ "${CONTAINERD_SHIM_TS_SPARE:-1}" != 0 ] || return 1
-  # The spare reads our stdin through /proc/<pid>/fd/0: a pipe (containerd's) or a file, not a socket;
-  # and not a terminal (by hand: nothing to read).
-  [ ! -t 0 ] && [ ! -S /dev/stdin ] || return 1
+  # The spare opens our stdin and stdout through /proc/<pid>/fd: pipes (containerd's) or files work, sockets
+  # refuse; and a terminal's stdin (by hand) has nothing to read.
+  [ ! -t 0 ] && [ ! -S /dev/stdin ] && [ ! -S /dev/stdout ] || return 1
   for fifo in /run/containerd/s/ts-spare-@BUILD@-*; do
     spare=${fifo##*-}
     case $spare in '' | *[!0-9]*) continue ;; esac

@@ -85,9 +85,14 @@ export function prepareDaemon(flags: ShimFlags): PreparedDaemon {
     reaper,
     events: publisher,
     log,
-    // Answer the Shutdown call first, then go.
-    onShutdown: () =>
-      setImmediate(() => void exit('shutdown requested with no container left', 0, secondsFromEnv(process.env.CONTAINERD_SHIM_TS_EVENT_DRAIN_TIMEOUT, DEFAULT_SHUTDOWN_DRAIN_S))),
+    // The socket goes before Shutdown is answered: containerd runs `delete` right after the answer, and its
+    // fast path needs the socket gone. Then answer, then go.
+    onShutdown: async () => {
+      server.close();
+      const path = socketPath(address);
+      if (path) await unlink(path).catch(() => undefined);
+      setImmediate(() => void exit('shutdown requested with no container left', 0, secondsFromEnv(process.env.CONTAINERD_SHIM_TS_EVENT_DRAIN_TIMEOUT, DEFAULT_SHUTDOWN_DRAIN_S)));
+    },
   });
   registerTaskService(server, service, log);
   // containerd (re)connecting to us means its events endpoint is most likely back: stop waiting out the backoff.

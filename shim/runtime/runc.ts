@@ -154,8 +154,9 @@ export class Runc {
     const err: Buffer[] = [];
     collect(child.stdout, out);
     collect(child.stderr, err);
-    let exit: Exit;
-    exit = await child.exited;
+    const began = performance.now();
+    const exit: Exit = await child.exited;
+    this.log.debug({ subcommand: args[0], status: exit.status, duration_ms: Math.round(performance.now() - began) }, 'runtime exited');
     const stdout = Buffer.concat(out);
     if (exit.status !== 0) {
       const combined = Buffer.concat([stdout, ...err]).toString('utf8').trim();

@@ -12,6 +12,8 @@ export async function readPidFile(path: string): Promise<number> {
 
 /** options.json and runtime, as the reference writes them (the `delete` action reads them back). */
 export async function writeBundleOptions(bundle: string, optionsJsonText: string, runtimeBinary: string): Promise<void> {
-  await writeFile(join(bundle, 'options.json'), optionsJsonText, { mode: 0o600 });
-  await writeFile(join(bundle, 'runtime'), runtimeBinary, { mode: 0o600 });
+  await Promise.all([
+    writeFile(join(bundle, 'options.json'), optionsJsonText, { mode: 0o600 }),
+    writeFile(join(bundle, 'runtime'), runtimeBinary, { mode: 0o600 }),
+  ]);
 }

@@ -59,6 +59,8 @@ export class Container {
   readonly log: Logger;
   cgroup: CgroupHandle | undefined;
   stopOomWatch: (() => void) | undefined;
+  /** Loading the cgroup and arming the OOM watcher, begun at Create (never rejects). */
+  cgroupAttached: Promise<void> | undefined;
   /** Set the moment the init's exit is seen: no exec may start after it. */
   initExitSeen = false;
 
@@ -191,6 +193,7 @@ export class Container {
     }
     await p.drainAfterExit();
     p.markExited({ ...exit, exitedAt: new Date() });
+    await this.cgroupAttached; // a watcher still being armed is stopped too
     this.stopOomWatch?.();
     this.stopOomWatch = undefined;
     this.deps.events.publish({
@@ -294,6 +297,7 @@ export class Container {
       p.status = 'deleted';
       await p.io?.close();
       await this.execs.closeAll();
+      await this.cgroupAttached;
       this.stopOomWatch?.();
       this.stopOomWatch = undefined;
       if (this.cfg.rootfsMounted) unmountAll(join(this.bundle, 'rootfs'));

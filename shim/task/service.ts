@@ -3,7 +3,7 @@
  * answer. There is no service-wide lock: containers are independent, so a slow Create (waiting up to 30 s
  * for a client's FIFO readers) never stalls calls for other containers of the same shim.
  */
-import { stat, mkdir } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -21,7 +21,7 @@ import type { Reaper } from '../../reaper/reaper.js';
 import type { EventSink } from '../events/task-events.js';
 import { readBundleSpec } from '../platform/bundle.js';
 import { enableV2Controllers, loadCgroup } from '../platform/cgroup.js';
-import { mountRootfs } from '../platform/mount.js';
+import { mountRootfs, unmountAll } from '../platform/mount.js';
 import { statusToProto, type ExitInfo } from '../process/types.js';
 import { GO_ZERO_TIME } from '../process/process.js';
 import { optionsFromAny, optionsJson } from '../runtime/options.js';
@@ -36,7 +36,8 @@ export interface TaskServiceDeps {
   readonly events: EventSink;
   readonly log: Logger;
   /** Called when Shutdown finds no container left. */
-  readonly onShutdown: () => void;
+  /** Runs before Shutdown is answered (the socket can go first); the process exits after the answer. */
+  readonly onShutdown: () => void | Promise<void>;
 }
 
 
@@ -70,14 +71,17 @@ export class TaskService {
     this.creating.add(req.id);
     const log = this.deps.log.child({ container_id: req.id });
     let container: Container | undefined;
+    const rootfs = join(req.bundle, 'rootfs');
+    let mounted = false;
     try {
-      const spec = await readBundleSpec(req.bundle).catch((err: unknown) => {
-        throw invalidArgument(`read OCI spec in ${req.bundle}: ${(err as Error).message}`, err);
-      });
-      const rootfs = join(req.bundle, 'rootfs');
-      if (req.rootfs.length > 0) await mkdir(rootfs, { mode: 0o711, recursive: true });
-      await writeBundleOptions(req.bundle, optionsJson(options), options.binaryName);
-      if (req.rootfs.length > 0) await mountRootfs(req.rootfs, rootfs);
+      // Independent steps, side by side: each waits on the threadpool or the kernel.
+      const [spec] = await Promise.all([
+        readBundleSpec(req.bundle).catch((err: unknown) => {
+          throw invalidArgument(`read OCI spec in ${req.bundle}: ${(err as Error).message}`, err);
+        }),
+        writeBundleOptions(req.bundle, optionsJson(options), options.binaryName),
+        req.rootfs.length > 0 ? mountRootfs(req.rootfs, rootfs).then(() => (mounted = true)) : undefined,
+      ]);
       const runc = new Runc(
         {
           binary: options.binaryName || 'runc',
@@ -107,8 +111,13 @@ export class TaskService {
     } catch (err) {
       this.creating.delete(req.id);
       if (container) await container.abortCreate();
-      else if (req.rootfs.length > 0) {
-        // mountRootfs undoes its own partial work; nothing else was acquired.
+      else if (mounted) {
+        // The mount succeeded beside a step that failed (mountRootfs undoes its own partial work).
+        try {
+          unmountAll(rootfs);
+        } catch (umountErr) {
+          log.warn({ err: umountErr }, 'unmount after failed create');
+        }
       }
       throw err;
     }
@@ -127,10 +136,10 @@ export class TaskService {
       },
     });
     c.watchInit();
-    // Armed before Create returns: the init is still parked in `runc init`, so an OOM right after Start (a
-    // process that fills its limit in a few ms) cannot happen before the watcher listens. attachCgroup never
-    // throws.
-    if (c.init.pid > 0) await this.attachCgroup(c);
+    // Armed while containerd goes on to Start, and awaited there before `runc start`: the init is parked in
+    // `runc init` until then, so even an OOM in its first milliseconds cannot come before the watcher
+    // listens (arming costs ~10 ms that Create no longer waits for). attachCgroup never throws.
+    if (c.init.pid > 0) c.cgroupAttached = this.attachCgroup(c);
     log.info({ pid: c.init.pid }, 'container created');
     return { pid: c.init.pid };
   }
@@ -156,6 +165,7 @@ export class TaskService {
       const pid = await c.execs.start(c.execs.get(req.execId));
       return { pid };
     }
+    await c.cgroupAttached;
     const pid = await c.startInit();
     if (!c.cgroup) await this.attachCgroup(c);
     // As the reference at init Start: on cgroup v2, let the container's cgroup use every root controller.
@@ -307,6 +317,7 @@ export class TaskService {
 
   async stats(req: api.StatsRequest): Promise<api.StatsResponse> {
     const c = this.get(req.id);
+    await c.cgroupAttached;
     if (!c.cgroup) throw notFound('cgroup does not exist');
     const s = await c.cgroup.stats();
     return { stats: { typeUrl: s.typeUrl, value: Buffer.from(s.value) } };
@@ -321,7 +332,7 @@ export class TaskService {
   async shutdown(_req: api.ShutdownRequest): Promise<void> {
     if (this.size > 0) return;
     this.shuttingDown = true;
-    this.deps.onShutdown();
+    await this.deps.onShutdown();
   }
 
   notImplemented(method: string): never {
