@@ -95,7 +95,9 @@ spare_start() {
     got=''
     trap 'got=yes' USR1
     trap 'got=no' USR2
-    printf '%s\n' "$$" 1<>"$fifo" 2>/dev/null || continue
+    # In a subshell: our own stdout must never point at the FIFO, even for a moment, since the spare writes
+    # the answer to whatever /proc/<our pid>/fd/1 is.
+    (printf '%s\n' "$$" 1<>"$fifo") 2>/dev/null || continue
     wait_spare 100 && return 0
     [ "$got" != no ] && kill -0 "$spare" 2>/dev/null || return 1 # refused, or died before answering
     # Silent for 5 s: take the answer back, unless the spare has it already.
@@ -113,7 +115,8 @@ wait_spare() {
     sleep 0.05 </dev/null >/dev/null 2>&1 &
     timer=$!
     [ -n "$got" ] || wait "$timer"
-    kill "$timer" 2>/dev/null
+    # Still running only if a signal cut the wait short; once waited for, its pid may be someone else's.
+    [ -z "$got" ] || kill "$timer" 2>/dev/null
     i=$((i + 1))
   done
   [ "$got" = yes ]

@@ -194,7 +194,9 @@ export async function readProc(pid: number): Promise<ProcInfo | undefined> {
     let argv: string[] = [];
     try {
       argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-      if (argv.at(-1) === '') argv.pop();
+      while (argv.at(-1) === '') argv.pop();
+      // A process that set its title (a spare daemon serving a container) shows it as one string.
+      if (argv.length === 1 && argv[0]!.includes(' ')) argv = argv[0]!.split(' ').filter((a) => a !== '');
     } catch {
       // raced with exit
     }
