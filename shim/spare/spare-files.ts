@@ -45,11 +45,13 @@ export async function listSpares(dir = SHIM_SOCKET_DIR): Promise<{ live: number[
     return { live, stale };
   }
   for (const name of names) {
-    if (!name.startsWith(PREFIX)) continue;
-    const pid = Number(name.slice(PREFIX.length));
-    if (!Number.isInteger(pid) || pid <= 0) continue;
-    if (isAlive(pid)) live.push(pid);
-    else stale.push(join(dir, name));
+    // Any build's FIFO whose spare is dead is stale (killed spares of older builds too); live ones count
+    // only for this build.
+    const m = /^ts-spare-[0-9a-z]+-(\d+)$/.exec(name);
+    const pid = Number(m?.[1]);
+    if (!m || !Number.isInteger(pid) || pid <= 0) continue;
+    if (!isAlive(pid)) stale.push(join(dir, name));
+    else if (name.startsWith(PREFIX)) live.push(pid);
   }
   return { live, stale };
 }
