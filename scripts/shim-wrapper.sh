@@ -79,19 +79,26 @@ fast_delete() {
 }
 
 # ---- start through a warm spare (shim/spare/spare.ts) ------------------------------------------------------
-# The spare's FIFO is named after the build and the spare's pid. We write our pid into it and wait for
+# The spare's FIFO is named after the build and the spare's pid. We save our stdin in <bundle>/.start-options,
+# write our pid into the FIFO and wait for
 # SIGUSR1 (answered: the address is on our stdout) or SIGUSR2 (refused). A spare that dies or says nothing
 # for 5 s is given up on, unless it already claimed the answer (<bundle>/.start-answer, created exclusively
 # by whichever of us answers). Returns non-zero to start Node instead.
 spare_start() {
   [ "${CONTAINERD_SHIM_TS_SPARE:-1}" != 0 ] || return 1
-  # The spare opens our stdin and stdout through /proc/<pid>/fd: pipes (containerd's) or files work, sockets
-  # refuse; and a terminal's stdin (by hand) has nothing to read.
-  [ ! -t 0 ] && [ ! -S /dev/stdin ] && [ ! -S /dev/stdout ] || return 1
+  # The spare writes the answer through /proc/<pid>/fd/1: a pipe (containerd's) or a file, not a socket; and a
+  # terminal's stdin (by hand) has nothing to read.
+  [ ! -t 0 ] && [ ! -S /dev/stdout ] || return 1
   for fifo in /run/containerd/s/ts-spare-@BUILD@-*; do
     spare=${fifo##*-}
     case $spare in '' | *[!0-9]*) continue ;; esac
     [ -p "$fifo" ] && kill -0 "$spare" 2>/dev/null || continue
+    # Our stdin (the runtime options) goes to a file first: the spare reads it there, and should the spare
+    # refuse or fail, Node still gets all of it.
+    if [ -z "$saved" ]; then
+      cat >.start-options || return 1
+      saved=.start-options
+    fi
     got=''
     trap 'got=yes' USR1
     trap 'got=no' USR2
@@ -122,6 +129,7 @@ wait_spare() {
   [ "$got" = yes ]
 }
 
+saved=''
 case $action in
   start)
     spare_start && exit 0
@@ -135,7 +143,7 @@ case $action in
       [ "$i" -ne 1 ] || set --
       [ "$i" -ge "$n" ] || set -- "$@" "$a"
     done
-    exec 3<&0
+    if [ -n "$saved" ]; then exec 3<"$saved"; else exec 3<&0; fi
     address=$(CONTAINERD_SHIM_TS_INLINE_START=$PPID "$node" @FLAGS@ "$js" "$@" <&3 3<&- &)
     case $address in
       *exit-status:*) exit "${address##*exit-status:}" ;; # Node failed and said why on stderr

@@ -12,24 +12,28 @@
  */
 import { constants, open as openCb } from 'node:fs';
 import { promisify } from 'node:util';
-import { mkdir, open, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { getPriority, setPriority } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseFlags, type ShimFlags } from '../flags.js';
+import { decodeRuntimeOptions } from '../runtime/options.js';
 import { joinCgroupsOf } from '../platform/cgroup-join.js';
 import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../start.js';
 import { SPARE_CGROUP_OF_ENV, listSpares, spareFifoPath } from './spare-files.js';
 import { spawnSpareSoon } from './spawn-spare.js';
-import { readStartProcess, readStdinOf, writeStdoutOf, type StartProcess } from './start-process.js';
+import { readStartProcess, writeStdoutOf, type StartProcess } from './start-process.js';
 
 const DEFAULT_IDLE_TIMEOUT_S = 600;
+const SPARE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 const openFd = promisify(openCb) as (path: string, flags: number) => Promise<number>;
 const WATCH_INTERVAL_MS = 5000;
 /** Late requests (wrappers that found the FIFO just before it was removed) are refused for this long. */
 const REFUSE_LATE_MS = 5000;
 /** Written in the bundle by whoever answers the start: the spare, or the wrapper giving up on the spare. */
 const ANSWER_CLAIM = '.start-answer';
+/** Where the wrapper saved its stdin (the runtime options) before asking us: in the bundle, its cwd. */
+const START_OPTIONS_FILE = '.start-options';
 
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
@@ -76,13 +80,15 @@ class Spare {
     const fd = await openFd(this.fifo, constants.O_RDWR | constants.O_NONBLOCK);
     this.reader = new Socket({ fd, readable: true, writable: false });
     this.reader.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.reader.on('error', () => this.exit(0));
+    this.reader.on('error', () => {
+      if (!this.taken) this.exit(0); // once serving a container, the FIFO is nothing to us
+    });
 
     // One spare per build: of two started at once, the younger goes.
     const { live } = await listSpares();
     if (live.some((pid) => pid < process.pid)) return this.exit(0);
 
-    for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, () => this.exit(0));
+    for (const sig of SPARE_SIGNALS) process.on(sig, this.onSignal);
     const idleMs = idleTimeoutMs(process.env);
     // Not unref'd: waiting is this process's job.
     this.watchTimer = setInterval(() => void this.watch(idleMs), WATCH_INTERVAL_MS);
@@ -94,6 +100,8 @@ class Spare {
     const now = await fileId(process.argv[1]);
     const replaced = !now || !this.scriptStat || now.ino !== this.scriptStat.ino || now.mtimeMs !== this.scriptStat.mtimeMs;
     const fifoGone = !(await stat(this.fifo).then((s) => s.isFIFO(), () => false));
+    // A start may have been taken while we looked (and the FIFO removed for it): then we serve, not exit.
+    if (this.taken) return;
     if (replaced || fifoGone || Date.now() - this.idleSince >= idleMs) this.exit(0);
   }
 
@@ -120,8 +128,9 @@ class Spare {
       start = await readStartProcess(pid);
       const flags = parseFlags(start.args);
       if (!flags.namespace) throw new Error('no namespace');
-      // First, while refusing still leaves the start intact: a stdin we cannot open is the start's own to read.
-      const options = await readStdinOf(pid);
+      // The wrapper saved its stdin (the runtime options) there; it is still there if we refuse.
+      const options = await readFile(join(start.cwd, START_OPTIONS_FILE));
+      decodeRuntimeOptions(options); // undecodable: Node's start says so, with the exit status containerd expects
       call = {
         flags,
         bundle: start.cwd,
@@ -144,8 +153,10 @@ class Spare {
       this.taken = false;
       return;
     }
-    // From here on this process is that container's daemon; the FIFO is not offered to anyone else.
+    // From here on this process is that container's daemon; the FIFO is not offered to anyone else, and
+    // signals are the daemon's to handle (a graceful exit), not the spare's.
     if (this.watchTimer) clearInterval(this.watchTimer);
+    for (const sig of SPARE_SIGNALS) process.off(sig, this.onSignal);
     await unlink(this.fifo).catch(() => undefined);
     setTimeout(() => this.reader?.destroy(), REFUSE_LATE_MS).unref();
     process.chdir(start.cwd);
@@ -174,6 +185,8 @@ class Spare {
     await claim.close();
     await writeStdoutOf(start.pid, address);
   }
+
+  private readonly onSignal = (): void => this.exit(0);
 
   private exit(code: number): void {
     void unlink(this.fifo)

@@ -1,16 +1,10 @@
 /**
  * What a spare knows of the wrapper's `start` that asked it to take a container, read from /proc: its command
- * line, environment, cwd (the bundle) and parent (containerd). Its stdin (the runtime options) and stdout
- * (containerd's pipe for the answer) are opened through /proc/<pid>/fd.
+ * line, environment, cwd (the bundle) and parent (containerd). Its stdout (containerd's pipe for the answer)
+ * is opened through /proc/<pid>/fd/1.
  */
-import { close, constants, createReadStream, fstat, open as openCb } from 'node:fs';
-import { promisify } from 'node:util';
+import { constants } from 'node:fs';
 import { open, readFile, readlink } from 'node:fs/promises';
-import { Socket } from 'node:net';
-
-const openFd = promisify(openCb) as (path: string, flags: number) => Promise<number>;
-const fstatFd = promisify(fstat);
-const closeFd = promisify(close);
 
 export interface StartProcess {
   readonly pid: number;
@@ -47,37 +41,6 @@ export async function readStartProcess(pid: number): Promise<StartProcess> {
   }
   const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
   return { pid, args, env, cwd, ppid: Number.isInteger(ppid) ? ppid : 0 };
-}
-
-/**
- * All of the requester's stdin: containerd writes the options into a pipe and closes it. A terminal (a start
- * run by hand) or anything but a pipe or a file is read as empty, as `start` itself does for a terminal.
- */
-export async function readStdinOf(pid: number): Promise<Uint8Array> {
-  const fd = await openFd(`/proc/${pid}/fd/0`, constants.O_RDONLY | constants.O_NONBLOCK);
-  let owned = true;
-  try {
-    const st = await fstatFd(fd);
-    if (st.isFIFO() || st.isSocket()) {
-      // A socket on the pipe reads with epoll, never holding a threadpool thread while containerd writes.
-      owned = false;
-      const sock = new Socket({ fd, readable: true, writable: false });
-      const chunks: Buffer[] = [];
-      await new Promise<void>((resolve, reject) => {
-        sock.on('data', (c: Buffer) => chunks.push(c));
-        sock.once('end', resolve);
-        sock.once('error', reject);
-      }).finally(() => sock.destroy());
-      return Buffer.concat(chunks);
-    }
-    if (!st.isFile()) return new Uint8Array();
-    const chunks: Buffer[] = [];
-    owned = false;
-    for await (const c of createReadStream('', { fd })) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
-  } finally {
-    if (owned) await closeFd(fd).catch(() => undefined);
-  }
 }
 
 /** Writes `data` to the requester's stdout (containerd's pipe) through a descriptor of our own. */
