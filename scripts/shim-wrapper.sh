@@ -129,10 +129,35 @@ wait_spare() {
   [ "$got" = yes ]
 }
 
+# After a start: make sure a spare waits for the next one. Started from here, not by a daemon, so that it is
+# nobody's child once we exit (as any daemon a start leaves behind); at nice 19, so that Node's start-up does
+# not compete with the container being created. One at a time: <build>.booting holds the booting spare's pid.
+spawn_spare() {
+  [ "${CONTAINERD_SHIM_TS_SPARE:-1}" != 0 ] || return 0
+  for fifo in /run/containerd/s/ts-spare-@BUILD@-*; do
+    p=${fifo##*-}
+    case $p in '' | *[!0-9]*) continue ;; esac
+    [ -p "$fifo" ] && kill -0 "$p" 2>/dev/null && return 0
+  done
+  booting=/run/containerd/s/ts-spare-@BUILD@.booting
+  if [ -f "$booting" ]; then
+    p=''
+    IFS= read -r p <"$booting" 2>/dev/null
+    [ -n "$p" ] && kill -0 "$p" 2>/dev/null && return 0
+    rm -f "$booting"
+  fi
+  (set -C && : >"$booting") 2>/dev/null || return 0
+  (cd / && nice -n 19 "$node" @FLAGS@ "$js" spare "                                                                                                                                                                                                        " </dev/null >/dev/null 2>&1 &
+    echo $! >"$booting")
+}
+
 saved=''
 case $action in
   start)
-    spare_start && exit 0
+    if spare_start; then
+      spawn_spare
+      exit 0
+    fi
     trap : USR1 USR2 # a late word from a spare must not kill us
     # Node prints the address once it serves, then puts /dev/null over this pipe, which ends the capture;
     # it goes on as the daemon. Its stdin is ours: the runtime options containerd writes. It gets our flags
@@ -150,6 +175,7 @@ case $action in
       '') exit 1 ;;                                      # Node died without a word (killed)
     esac
     printf '%s' "$address"
+    spawn_spare
     exit 0
     ;;
   delete)

@@ -238,9 +238,5 @@ export async function runStartInline(flags: ShimFlags, answer: (address: string)
   }
   const { detachFromStart } = await import('./platform/detach.js');
   // containerd reads until EOF on the pipe it gave `start`: once answered, let go of it, and of its session.
-  const result = await becomeDaemon(call, socket, detachFromStart);
-  if (result === 'serving') {
-    const { spawnSpareSoon } = await import('./spare/spawn-spare.js');
-    spawnSpareSoon(call.containerdPid);
-  }
+  await becomeDaemon(call, socket, detachFromStart);
 }

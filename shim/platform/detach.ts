@@ -32,3 +32,8 @@ export function detachFromStart(): void {
   // Fails only if we already lead a process group (not the case for a background job of the wrapper).
   setsid();
 }
+
+/** setsid(2) alone, for a process whose stdio is already its own (a spare daemon). */
+export function becomeSessionLeader(): void {
+  bind().setsid();
+}

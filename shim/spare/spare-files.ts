@@ -2,7 +2,8 @@
  * Where warm spare daemons wait. A spare is a daemon started ahead of time (Node started, modules loaded)
  * that takes the next `start` of its build: the wrapper's `start` writes its own pid into the spare's FIFO and
  * the spare serves the container (scripts/shim-wrapper.sh, spare.ts). The FIFO's name carries the build id
- * and the spare's pid, so the wrapper finds a live spare of its own build with a glob and `kill -0`.
+ * and the spare's pid, so the wrapper finds a live spare of its own build with a glob and `kill -0`. The
+ * wrapper also starts spares (after a start, when none is alive), so that no spare is a daemon's child.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,9 +13,6 @@ import { SHIM_BUILD_ID } from '../version.js';
 /** CONTAINERD_SHIM_TS_SPARE=0 in containerd's environment: no spare, every start starts Node. */
 export const SPARE_ENV = 'CONTAINERD_SHIM_TS_SPARE';
 
-/** The spawning daemon puts containerd's pid here: the spare waits in containerd's cgroups, not a pod's. */
-export const SPARE_CGROUP_OF_ENV = 'CONTAINERD_SHIM_TS_SPARE_CGROUP_OF';
-
 export function sparesEnabled(env: NodeJS.ProcessEnv): boolean {
   return env[SPARE_ENV] !== '0';
 }
@@ -23,6 +21,11 @@ const PREFIX = `ts-spare-${SHIM_BUILD_ID}-`;
 
 export function spareFifoPath(pid: number, dir = SHIM_SOCKET_DIR): string {
   return join(dir, `${PREFIX}${pid}`);
+}
+
+/** The wrapper's mark that a spare of this build is booting (holds its pid); the spare removes it when ready. */
+export function spareBootingPath(dir = SHIM_SOCKET_DIR): string {
+  return join(dir, `ts-spare-${SHIM_BUILD_ID}.booting`);
 }
 
 function isAlive(pid: number): boolean {

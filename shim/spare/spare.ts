@@ -6,7 +6,8 @@
  *
  * The spare becomes that container's daemon exactly as if `start` had run it: the start's cwd (bundle),
  * environment and cgroups, containerd's OOM score + 1, the runtime options from the start's stdin. If
- * anything fails before it answered, it refuses or exits, and the wrapper falls back to starting Node.
+ * anything fails before it answered, it refuses or exits, and the wrapper falls back to starting Node (which
+ * reads the options the wrapper saved). The wrapper starts spares; a spare never starts another.
  * A spare exits when its build is replaced on disk, after CONTAINERD_SHIM_TS_SPARE_IDLE_TIMEOUT seconds
  * without taking a container (default 600), on SIGTERM, or when another spare of the build is alive.
  */
@@ -20,8 +21,7 @@ import { parseFlags, type ShimFlags } from '../flags.js';
 import { decodeRuntimeOptions } from '../runtime/options.js';
 import { joinCgroupsOf } from '../platform/cgroup-join.js';
 import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../start.js';
-import { SPARE_CGROUP_OF_ENV, listSpares, spareFifoPath } from './spare-files.js';
-import { spawnSpareSoon } from './spawn-spare.js';
+import { listSpares, spareBootingPath, spareFifoPath } from './spare-files.js';
 import { readStartProcess, writeStdoutOf, type StartProcess } from './start-process.js';
 
 const DEFAULT_IDLE_TIMEOUT_S = 600;
@@ -66,9 +66,8 @@ class Spare {
 
   async run(): Promise<void> {
     this.scriptStat = await fileId(process.argv[1]);
-    const cgroupOf = Number(process.env[SPARE_CGROUP_OF_ENV]);
-    delete process.env[SPARE_CGROUP_OF_ENV];
-    if (Number.isInteger(cgroupOf) && cgroupOf > 0) await joinCgroupsOf(process.pid, cgroupOf).catch(() => undefined);
+    // Started in the background of a wrapper's start: a session of our own, as any daemon.
+    (await import('../platform/detach.js')).becomeSessionLeader();
     // What the spare is for: the daemon's modules evaluated and koffi bound before any start comes.
     await import('../serve.js');
     (await import('../../reaper/sys.js')).isSubreaper();
@@ -84,9 +83,11 @@ class Spare {
       if (!this.taken) this.exit(0); // once serving a container, the FIFO is nothing to us
     });
 
-    // One spare per build: of two started at once, the younger goes.
-    const { live } = await listSpares();
+    // One spare per build: of two started at once, the younger goes. Dead spares' FIFOs are removed.
+    const { live, stale } = await listSpares();
+    await Promise.all(stale.map((path) => unlink(path).catch(() => undefined)));
     if (live.some((pid) => pid < process.pid)) return this.exit(0);
+    await unlink(spareBootingPath()).catch(() => undefined); // ready: the next start may start another
 
     for (const sig of SPARE_SIGNALS) process.on(sig, this.onSignal);
     const idleMs = idleTimeoutMs(process.env);
@@ -172,8 +173,7 @@ class Spare {
       signal(pid, 'SIGUSR1');
       process.title = daemonTitle(call.flags);
     });
-    if (result === 'serving') spawnSpareSoon(start.ppid);
-    else process.exit(0);
+    if (result !== 'serving') process.exit(0);
   }
 
   /**
