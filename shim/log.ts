@@ -6,6 +6,7 @@
 import { constants, openSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { FifoLogDestination } from './log-destination.js';
 import { RUNTIME_NAME } from './version.js';
 
 const MAX_BUFFERED_LOG_BYTES = 1024 * 1024;
@@ -25,12 +26,7 @@ function openLogFifo(bundle: string): number | undefined {
 
 export function createDaemonLogger(opts: { bundle: string; namespace: string; id: string; debug: boolean }): Logger {
   const fd = openLogFifo(opts.bundle) ?? 2;
-  let dropped = 0;
-  const dest = pino.destination({ fd, sync: false, maxLength: MAX_BUFFERED_LOG_BYTES, minLength: 0 });
-  dest.on('drop', () => {
-    dropped++;
-  });
-  dest.on('error', () => undefined);
+  const dest = new FifoLogDestination(fd, MAX_BUFFERED_LOG_BYTES);
   const log = pino(
     {
       level: opts.debug ? 'debug' : 'info',
@@ -40,10 +36,8 @@ export function createDaemonLogger(opts: { bundle: string; namespace: string; id
     dest,
   );
   const timer = setInterval(() => {
-    if (dropped > 0) {
-      log.warn({ dropped }, 'log lines dropped: containerd is not reading the shim log');
-      dropped = 0;
-    }
+    const dropped = dest.takeDropped();
+    if (dropped > 0) log.warn({ dropped }, 'log lines dropped: containerd is not reading the shim log');
   }, 10_000);
   timer.unref();
   return log;
@@ -57,11 +51,8 @@ export function createStderrLogger(debug: boolean, silent = false): Logger {
   );
 }
 
-/** Writes what is buffered; called before process.exit. */
+/** Writes what the log takes at once, without waiting; called right before process.exit. */
 export function flushLogger(log: Logger): void {
-  try {
-    log.flush();
-  } catch {
-    /* best effort */
-  }
+  const dest = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  if (dest instanceof FifoLogDestination) dest.flushOnce();
 }

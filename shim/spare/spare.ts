@@ -43,6 +43,14 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
+function raisePriority(nice: number): void {
+  try {
+    setPriority(0, nice);
+  } catch {
+    /* not allowed to raise it (not root): stay where we are */
+  }
+}
+
 function replaceEnvironment(env: NodeJS.ProcessEnv): void {
   for (const key of Object.keys(process.env)) delete process.env[key];
   Object.assign(process.env, env);
@@ -122,6 +130,8 @@ class Spare {
   /** Serves the start of `pid`, or answers it the live daemon of its group and stays a spare. */
   private async take(pid: number): Promise<void> {
     this.taken = true;
+    // Waiting was at nice 19; a start waits on us now, and on a loaded host nice 19 gets next to no CPU.
+    raisePriority(0);
     let start: StartProcess;
     let call: StartCall;
     let socket: Awaited<ReturnType<typeof groupSocket>>;
@@ -143,7 +153,7 @@ class Spare {
       socket = await groupSocket(call);
       if (socket.live) {
         await answerLiveGroup(call, socket.address);
-        signal(pid, 'SIGUSR1');
+        if (this.answered) signal(pid, 'SIGUSR1');
         this.taken = false;
         this.idleSince = Date.now();
         return;
@@ -162,29 +172,38 @@ class Spare {
     setTimeout(() => this.reader?.destroy(), REFUSE_LATE_MS).unref();
     process.chdir(start.cwd);
     replaceEnvironment(start.env);
-    // The spare waited at the lowest priority; a daemon has the priority of the start that ran it.
+    // A daemon has the priority of the start that ran it.
     try {
-      setPriority(0, getPriority(pid));
+      raisePriority(getPriority(pid));
     } catch {
-      /* not allowed to raise it (not root): stay where we are */
+      /* the start is gone: keep ours */
     }
     await joinCgroupsOf(process.pid, pid).catch(() => undefined);
     const result = await becomeDaemon(call, socket, () => {
-      signal(pid, 'SIGUSR1');
+      if (this.answered) signal(pid, 'SIGUSR1');
       process.title = daemonTitle(call.flags);
     });
     if (result !== 'serving') process.exit(0);
   }
 
   /**
-   * The answer goes to containerd's pipe, once: if the wrapper stopped waiting for us it has claimed the
-   * answer (and started Node), and then this spare must not serve.
+   * The answer goes to containerd's pipe, once. If the wrapper stopped waiting for us, it has claimed the
+   * answer and started Node, which answers instead: then nothing is written here. We still serve when we hold
+   * the group's socket: that Node found it live and answered our address.
    */
   private async answer(start: StartProcess, address: string): Promise<void> {
-    const claim = await open(`${start.cwd}/${ANSWER_CLAIM}`, 'wx', 0o600);
-    await claim.close();
+    this.answered = false;
+    try {
+      await (await open(`${start.cwd}/${ANSWER_CLAIM}`, 'wx', 0o600)).close();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+      throw err;
+    }
     await writeStdoutOf(start.pid, address);
+    this.answered = true;
   }
+
+  private answered = false;
 
   private readonly onSignal = (): void => this.exit(0);
 
