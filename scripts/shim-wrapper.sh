@@ -82,7 +82,7 @@ fast_delete() {
 # The spare's FIFO is named after the build and the spare's pid. We save our stdin in <bundle>/.start-options,
 # write our pid into the FIFO and wait for
 # SIGUSR1 (answered: the address is on our stdout) or SIGUSR2 (refused). A spare that dies or says nothing
-# for 5 s is given up on, unless it already claimed the answer (<bundle>/.start-answer, created exclusively
+# for 5 s is given up on, unless it already claimed the answer (<bundle>/.start-answer.<our pid>, created exclusively
 # by whichever of us answers). Returns non-zero to start Node instead.
 spare_start() {
   [ "${CONTAINERD_SHIM_TS_SPARE:-1}" != 0 ] || return 1
@@ -108,7 +108,7 @@ spare_start() {
     wait_spare 100 && return 0
     [ "$got" != no ] && kill -0 "$spare" 2>/dev/null || return 1 # refused, or died before answering
     # Silent for 5 s: take the answer back, unless the spare has it already.
-    if (set -C && : >.start-answer) 2>/dev/null; then return 1; fi
+    if (set -C && : >".start-answer.$$") 2>/dev/null; then return 1; fi
     wait_spare 200 && return 0
     echo "containerd-shim-ts-v2: the spare daemon $spare took the start but did not answer" >&2
     exit 1

@@ -30,8 +30,8 @@ const openFd = promisify(openCb) as (path: string, flags: number) => Promise<num
 const WATCH_INTERVAL_MS = 5000;
 /** Late requests (wrappers that found the FIFO just before it was removed) are refused for this long. */
 const REFUSE_LATE_MS = 5000;
-/** Written in the bundle by whoever answers the start: the spare, or the wrapper giving up on the spare. */
-const ANSWER_CLAIM = '.start-answer';
+/** Created in the bundle by whoever answers the start (the spare, or the wrapper giving up on it). */
+const answerClaim = (wrapperPid: number): string => `.start-answer.${wrapperPid}`;
 /** Where the wrapper saved its stdin (the runtime options) before asking us: in the bundle, its cwd. */
 const START_OPTIONS_FILE = '.start-options';
 
@@ -194,7 +194,7 @@ class Spare {
   private async answer(start: StartProcess, address: string): Promise<void> {
     this.answered = false;
     try {
-      await (await open(`${start.cwd}/${ANSWER_CLAIM}`, 'wx', 0o600)).close();
+      await (await open(join(start.cwd, answerClaim(start.pid)), 'wx', 0o600)).close();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
       throw err;
