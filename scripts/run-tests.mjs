@@ -4,7 +4,7 @@
 // file at a time. The longest files start first so the whole run is as short as its longest file allows.
 // Extra arguments filter files by substring: `npm test -- ttrpc reaper`.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -42,4 +42,29 @@ const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${jobs}`, '
   stdio: 'inherit',
   env,
 });
+stopSpares();
 process.exit(r.status ?? 1);
+
+/**
+ * The shims the tests ran leave a spare daemon waiting (shim/spare): it would wait for 10 minutes, holding
+ * whatever descriptors the test run inherited. Spares of this checkout's build are stopped (SIGTERM: a spare
+ * removes its FIFO and exits; one serving a container has another title and is not matched).
+ */
+function stopSpares() {
+  const loader = join(root, 'dist', 'containerd-shim-ts-v2.cjs');
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    let argv;
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue;
+    }
+    if (argv.includes(loader) && argv.includes('spare')) {
+      try {
+        process.kill(Number(pid), 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+}
