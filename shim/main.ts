@@ -73,9 +73,9 @@ async function main(argv: readonly string[]): Promise<void> {
   switch (flags.action) {
     case 'start': {
       const { runStart } = await import('./start.js');
-      const { address } = await runStart(flags);
+      const { address, answer } = await runStart(flags);
       if (!address) fail('start: no socket address to report', 1);
-      await writeStdout(address);
+      await writeStdout(answer);
       process.exit(0);
     }
     // falls through (unreachable: process.exit)

@@ -16,9 +16,12 @@ import { joinCgroup } from './platform/cgroup-join.js';
 import { readStdin } from './stdin.js';
 import { RUNTIME_NAME } from './version.js';
 import { INLINE_START_ENV } from './inline-start-env.js';
+import { startAnswer, taskApiVersion } from './task-api-version.js';
 
 export interface StartResult {
   readonly address: string;
+  /** What to print: the address, or the bootstrap JSON for a containerd that takes task API v3. */
+  readonly answer: string;
 }
 
 function listenUnix(path: string): Promise<Server> {
@@ -89,10 +92,11 @@ export async function runStart(flags: ShimFlags): Promise<StartResult> {
   const address = socketAddress(flags.address, flags.namespace, group);
   const path = socketPath(address)!;
 
+  const version = taskApiVersion(flags.publishBinary, process.env);
   const listened = await listenOrReuse(path);
   if (listened.kind === 'reuse') {
     await writeAddressFile(bundle, address);
-    return { address };
+    return { address, answer: startAnswer(address, await version) };
   }
   const server = listened.server;
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
@@ -119,7 +123,7 @@ export async function runStart(flags: ShimFlags): Promise<StartResult> {
     const options = decodeRuntimeOptions(optionsAny);
     if (options.shimCgroup) await joinCgroup(daemonPid, options.shimCgroup);
     await adjustOomScore(daemonPid);
-    return { address };
+    return { address, answer: startAnswer(address, await version) };
   } catch (err) {
     if (daemonPid !== undefined) {
       try {
@@ -148,7 +152,7 @@ export interface StartCall {
   readonly containerdPid: number;
   /** `start`'s stdin: the runtime options containerd writes. */
   readOptions(): Promise<Uint8Array>;
-  /** Writes the address as `start`'s answer. */
+  /** Writes `start`'s answer: the address, or the bootstrap JSON that carries it (task-api-version.ts). */
   answer(address: string): Promise<void>;
 }
 
@@ -164,8 +168,8 @@ export async function groupSocket(call: StartCall): Promise<{ address: string; p
 
 /** Answers a `start` whose group already has a live daemon: its address. */
 export async function answerLiveGroup(call: StartCall, address: string): Promise<void> {
-  await writeAddressFile(call.bundle, address);
-  await call.answer(address);
+  const [version] = await Promise.all([taskApiVersion(call.flags.publishBinary, call.env), writeAddressFile(call.bundle, address)]);
+  await call.answer(startAnswer(address, version));
 }
 
 export type BecomeResult = 'serving' | 'group-had-a-daemon';
@@ -198,13 +202,14 @@ export async function becomeDaemon(call: StartCall, socket: { address: string; p
       await daemon.listen({ path: socket.path });
     }
     // Independent of each other; each is a few file operations on the threadpool.
-    await Promise.all([
+    const [version] = await Promise.all([
+      taskApiVersion(call.flags.publishBinary, call.env),
       chmod(socket.path, 0o600),
       writeAddressFile(call.bundle, socket.address),
       options.shimCgroup ? joinCgroup(process.pid, options.shimCgroup) : undefined,
       adjustOomScore(process.pid, call.containerdPid > 0 ? call.containerdPid : process.ppid),
     ]);
-    await call.answer(socket.address);
+    await call.answer(startAnswer(socket.address, version));
     afterAnswer();
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Empty } from '../../protocol/gen/google/protobuf/empty.js';
 import { RuntimeInfo } from '../../protocol/gen/extra/introspection.js';
-import { RUNTIMES, listTasks, selectedVersions, shimBinDir, startContainerd, waitTaskStatus, type Containerd, type Runtime } from '../harness/containerd.js';
+import { RUNTIMES, containerdBinaries, listTasks, selectedVersions, shimBinDir, startContainerd, waitTaskStatus, type Containerd, type Runtime } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, isAlive, makeTempDir, mountsUnder, openFds, sleep, uniqueId, waitFor } from '../harness/util.js';
 import { connectShim } from '../harness/shim-client.js';
@@ -140,6 +140,51 @@ describe('shim binary run by hand', () => {
     assert.equal(joined.stdout, expected);
     assert.equal(await readFile(join(b2, 'address'), 'utf8'), expected);
     assert.deepEqual((await daemonsFor(address)).map((p) => p.pid), [daemon.pid], 'no new daemon');
+  });
+
+  // containerd 2.x takes the bootstrap JSON with task API v3 (then CRI runs no start/delete for a pod's other
+  // containers); 1.7 refuses it. Both set MAX_SHIM_VERSION=2, so the answer follows -publish-binary's build.
+  const v21 = containerdBinaries('2.1');
+  const v17 = containerdBinaries('1.7');
+  test('start answers task API v3 (bootstrap JSON) to containerd 2.1 only: with Node started, through a spare, and for a live group', { ...TIMEOUT, skip: v21 && v17 ? false : 'containerd 1.7/2.1 not fetched' }, async () => {
+    const envFor = (spare: boolean): NodeJS.ProcessEnv => ({ ...withoutTestContext(), MAX_SHIM_VERSION: '2', CONTAINERD_SHIM_TS_SPARE: spare ? '1' : '0' });
+    const argsFor = (id: string, publish: string) => ['-namespace', ns, '-address', address, '-publish-binary', publish, '-id', id, 'start'];
+    for (const spare of [false, true]) {
+      const id = uniqueId(spare ? 'v3s' : 'v3n');
+      const b = await bundle(id);
+      const r = await runShim(argsFor(id, v21!.containerd), { cwd: b, env: envFor(spare) });
+      sockets.push(shimSocket(address, ns, id));
+      assert.equal(r.code, 0, r.stderr);
+      const expected = `unix://${shimSocket(address, ns, id)}`;
+      assert.deepEqual(JSON.parse(r.stdout), { version: 3, address: expected, protocol: 'ttrpc' }, `spare ${spare}: ${r.stdout}`);
+      assert.equal(await readFile(join(b, 'address'), 'utf8'), expected, 'the address file holds the bare address');
+      // The daemon serves the v3 service it announced.
+      const conn = await connectTask(shimSocket(address, ns, id), ns);
+      try {
+        const c = await conn.call('Connect', { id }, api.ConnectRequest, api.ConnectResponse, 'containerd.task.v3.Task');
+        assert.ok(c.shimPid > 0);
+      } finally {
+        conn.close();
+      }
+      // A second start of the same group is answered the live daemon's address, in the same form.
+      const again = await runShim(argsFor(id, v21!.containerd), { cwd: b, env: envFor(spare) });
+      assert.equal(again.code, 0, again.stderr);
+      assert.deepEqual(JSON.parse(again.stdout), { version: 3, address: expected, protocol: 'ttrpc' });
+      // The same daemon asked by containerd 1.7 (or 1.6: no MAX_SHIM_VERSION): the plain address.
+      const old = await runShim(argsFor(id, v17!.containerd), { cwd: b, env: envFor(spare) });
+      assert.equal(old.stdout, expected, old.stderr);
+      const env16 = envFor(spare);
+      delete env16.MAX_SHIM_VERSION;
+      const older = await runShim(argsFor(id, '/usr/bin/containerd'), { cwd: b, env: env16 });
+      assert.equal(older.stdout, expected, older.stderr);
+    }
+    // A new daemon started for containerd 1.7 answers the plain address too.
+    const id = uniqueId('v2');
+    const b = await bundle(id);
+    const r = await runShim(argsFor(id, v17!.containerd), { cwd: b, env: envFor(true) });
+    sockets.push(shimSocket(address, ns, id));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `unix://${shimSocket(address, ns, id)}`);
   });
 
   test('start replaces a stale socket (nobody listening)', TIMEOUT, async () => {
@@ -379,6 +424,30 @@ for (const version of selectedVersions()) {
       }, 15_000, 'shim log lines in containerd\'s log');
       assert.ok(lines.some((l) => l.includes('"level":20')), 'a debug line');
       assert.ok(lines.some((l) => l.includes('"level":30')), 'an info line');
+    });
+
+    test(`ts: containerd ${version} is answered the task API it speaks (${version === '2.1' ? 'v3, bootstrap.json' : 'v2'}), and uses it`, TIMEOUT, async () => {
+      const id = uniqueId('api');
+      await cd.ctr(['run', '-d', '--runtime', 'io.containerd.ts.v2', IMG, id, 'sleep', '600']);
+      try {
+        await waitTaskStatus(cd, id, 'RUNNING');
+        const bundleDir = join(cd.state, 'io.containerd.runtime.v2.task', cd.namespace, id);
+        const address = await readFile(join(bundleDir, 'address'), 'utf8');
+        if (version === '2.1') {
+          // containerd 2.x records what `start` answered; 1.6 and 1.7 write no bootstrap.json.
+          const boot = JSON.parse(await readFile(join(bundleDir, 'bootstrap.json'), 'utf8')) as Record<string, unknown>;
+          assert.equal(boot.version, 3);
+          assert.equal(boot.protocol, 'ttrpc');
+          assert.equal(boot.address, address);
+        } else {
+          assert.ok(!existsSync(join(bundleDir, 'bootstrap.json')));
+        }
+        // The task API containerd picked works end to end: exec, kill, wait.
+        const r = await cd.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo api-ok']);
+        assert.equal(r.stdout.trim(), 'api-ok');
+      } finally {
+        await cleanupTask(cd, id);
+      }
     });
 
     test('ts: Shutdown while a container runs does not stop the daemon', TIMEOUT, async () => {
