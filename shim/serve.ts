@@ -9,6 +9,7 @@ import { Reaper } from '../reaper/reaper.js';
 import { EventPublisher } from './events/publisher.js';
 import type { ShimFlags } from './flags.js';
 import { holdYoungGeneration } from './heap.js';
+import { IdleTrimmer } from './idle-trim.js';
 import { createDaemonLogger, flushLogger } from './log.js';
 import { socketPath } from './platform/socket-address.js';
 import { TaskService } from './task/service.js';
@@ -94,7 +95,8 @@ export function prepareDaemon(flags: ShimFlags): PreparedDaemon {
       setImmediate(() => void exit('shutdown requested with no container left', 0, secondsFromEnv(process.env.CONTAINERD_SHIM_TS_EVENT_DRAIN_TIMEOUT, DEFAULT_SHUTDOWN_DRAIN_S)));
     },
   });
-  registerTaskService(server, service, log);
+  const trimmer = IdleTrimmer.fromEnv(process.env, log);
+  registerTaskService(server, service, log, () => trimmer.poke());
   // containerd (re)connecting to us means its events endpoint is most likely back: stop waiting out the backoff.
   server.on('connection', () => publisher.kick());
 
@@ -117,6 +119,7 @@ export function prepareDaemon(flags: ShimFlags): PreparedDaemon {
     serving(served: string): void {
       address = served;
       holdYoungGeneration();
+      trimmer.poke(); // start-up's garbage goes once the first calls are done
       // Orphan rule: checked periodically rather than with per-event timers; cheap and never early.
       const orphanAfter = orphanTimeoutMs(process.env);
       let idleSince = Date.now();

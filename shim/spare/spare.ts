@@ -11,6 +11,7 @@
  * A spare exits when its build is replaced on disk, after CONTAINERD_SHIM_TS_SPARE_IDLE_TIMEOUT seconds
  * without taking a container (default 600), on SIGTERM, or when another spare of the build is alive.
  */
+import type { IdleTrimmer } from '../idle-trim.js';
 import { constants, open as openCb } from 'node:fs';
 import { promisify } from 'node:util';
 import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
@@ -71,6 +72,7 @@ class Spare {
   private idleSince = Date.now();
   private scriptStat: FileId | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  private trimmer: IdleTrimmer | undefined;
 
   async run(): Promise<void> {
     this.scriptStat = await fileId(process.argv[1]);
@@ -101,6 +103,10 @@ class Spare {
     const idleMs = idleTimeoutMs(process.env);
     // Not unref'd: waiting is this process's job.
     this.watchTimer = setInterval(() => void this.watch(idleMs), WATCH_INTERVAL_MS);
+    // Boot's garbage goes before the spare settles down to wait (and before a container inherits it).
+    const { IdleTrimmer } = await import('../idle-trim.js');
+    this.trimmer = IdleTrimmer.fromEnv(process.env);
+    this.trimmer.poke();
   }
 
   /** Exits when idle too long, when our FIFO is gone, or when the build on disk is no longer ours. */
@@ -130,6 +136,7 @@ class Spare {
   /** Serves the start of `pid`, or answers it the live daemon of its group and stays a spare. */
   private async take(pid: number): Promise<void> {
     this.taken = true;
+    this.trimmer?.stop(); // no GC pause in the start's path; the daemon trims once it is quiet
     // Waiting was at nice 19; a start waits on us now, and on a loaded host nice 19 gets next to no CPU.
     raisePriority(0);
     let start: StartProcess;

@@ -21,8 +21,9 @@ const empty = async (p: Promise<void>): Promise<Empty> => {
  * A debug line per call with the ids it names (read from the decoded request): what an operator needs to
  * follow a container through the log.
  */
-function tracer(log: Logger | undefined): <R extends object>(method: string, req: R) => R {
+function tracer(log: Logger | undefined, onCall?: () => void): <R extends object>(method: string, req: R) => R {
   return (method, req) => {
+    onCall?.();
     if (log?.isLevelEnabled('debug')) {
       const { id, execId } = req as { id?: unknown; execId?: unknown };
       log.debug({ method, ...(typeof id === 'string' && id ? { container_id: id } : {}), ...(typeof execId === 'string' && execId ? { exec_id: execId } : {}) }, 'task call');
@@ -31,8 +32,9 @@ function tracer(log: Logger | undefined): <R extends object>(method: string, req
   };
 }
 
-export function taskMethods(svc: TaskService, log?: Logger): Record<string, RawHandler> {
-  const t = tracer(log);
+/** `onCall` runs at every call (the daemon's idle-time memory trim counts activity with it). */
+export function taskMethods(svc: TaskService, log?: Logger, onCall?: () => void): Record<string, RawHandler> {
+  const t = tracer(log, onCall);
   return {
     State: unary(api.StateRequest, api.StateResponse, (r) => svc.state(t('State', r))),
     Create: unary(api.CreateTaskRequest, api.CreateTaskResponse, (r, ctx) => svc.create(t('Create', r), ctx.signal)),
@@ -54,8 +56,8 @@ export function taskMethods(svc: TaskService, log?: Logger): Record<string, RawH
   };
 }
 
-export function registerTaskService(server: TtrpcServer, svc: TaskService, log?: Logger): void {
-  const methods = taskMethods(svc, log);
+export function registerTaskService(server: TtrpcServer, svc: TaskService, log?: Logger, onCall?: () => void): void {
+  const methods = taskMethods(svc, log, onCall);
   server.register(TASK_SERVICE_V2, methods);
   server.register(TASK_SERVICE_V3, methods);
 }

@@ -45,7 +45,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { availableParallelism, release } from 'node:os';
 import { copyFile, mkdir, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { spawn as ptySpawn } from 'node-pty';
@@ -860,9 +860,13 @@ async function daemonsOf(cd: Containerd, rt: Runtime): Promise<ProcInfo[]> {
   return (await cd.shimProcesses()).filter((p) => !isShimAction(p) && runtimeOf(p) === rt);
 }
 
-/** Spare daemons of the built shim (shim/spare): `<node> … containerd-shim-ts-v2.cjs spare`. */
+/**
+ * Spare daemons of the built shim (shim/spare): `<node> … <this checkout>/dist/containerd-shim-ts-v2.cjs spare`
+ * (other checkouts' spares on the same host are not ours to count).
+ */
 async function spareDaemons(): Promise<ProcInfo[]> {
-  return (await listProcesses()).filter((p) => p.state !== 'Z' && p.argv.some((a) => a.endsWith('containerd-shim-ts-v2.cjs')) && p.argv.includes('spare'));
+  const loader = join(dirname(SHIM_BIN), 'containerd-shim-ts-v2.cjs');
+  return (await listProcesses()).filter((p) => p.state !== 'Z' && p.argv.includes(loader) && p.argv.includes('spare'));
 }
 
 /** The group annotation of each runtime; keys differ per runtime, or both would share one socket (same hash). */
