@@ -3,6 +3,7 @@
  * command lines (shim-v2-protocol.md §6). Argument building is pure; running goes through the reaper so
  * that runc's exit status is never stolen by the subreaper's catch-all collection.
  */
+import { writeSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Exit, Reaper, SpawnOptions } from '../../reaper/reaper.js';
 import { sleep } from '../sync.js';
+import { closeQuietly, pipe, setNonBlocking } from '../../io/sys.js';
 import { RuntimeCommandError, classifyKillError, lastRuntimeError, runtimeError } from './runtime-error.js';
 
 export const DEFAULT_RUNC_ROOT = '/run/containerd/runc';
@@ -123,6 +125,30 @@ function collect(stream: Readable | null, into: Buffer[]): void {
   stream.on('error', () => undefined);
 }
 
+/**
+ * The read end of a pipe already holding all of `data` and closed for writing, or undefined when it does not
+ * fit at once (the pipe is non-blocking for the write: never a blocked event loop).
+ */
+export function specInPipe(data: Buffer): number | undefined {
+  let fds: [number, number];
+  try {
+    fds = pipe();
+  } catch {
+    return undefined;
+  }
+  const [r, w] = fds;
+  try {
+    setNonBlocking(w, true);
+    if (writeSync(w, data) === data.length) return r;
+  } catch {
+    /* EAGAIN: bigger than the pipe */
+  } finally {
+    closeQuietly(w);
+  }
+  closeQuietly(r);
+  return undefined;
+}
+
 /** How often Pause runs `runc pause` when runc could not freeze the cgroup in time. */
 export const PAUSE_ATTEMPTS = 3;
 
@@ -193,8 +219,40 @@ export class Runc {
     }
   }
 
-  /** `runc exec --detach` with the process spec in a private temp file (removed after runc returns). */
+  /**
+   * `runc exec --detach`. The process spec goes through a pipe runc reads as `/proc/self/fd/N` (runc only
+   * opens and decodes the file it is given): no temp dir to make, write and remove around every exec, which
+   * were five thread-pool round trips on the Start path. A spec that does not fit the pipe at once goes
+   * through a private temp file as before.
+   */
   async exec(id: string, processSpec: unknown, pidFile: string, consoleSocket: string | undefined, io: RuntimeIo): Promise<void> {
+    const spec = Buffer.from(JSON.stringify(processSpec));
+    const specFd = specInPipe(spec);
+    if (specFd !== undefined) {
+      // Closed exactly once: a number closed twice may by then be another descriptor of ours.
+      let open = true;
+      const release = (): void => {
+        if (open) closeQuietly(specFd);
+        open = false;
+      };
+      const fdInChild = io.stdio.length;
+      try {
+        await this.run(execArgs(id, { processSpecPath: `/proc/self/fd/${fdInChild}`, pidFile, ...(consoleSocket ? { consoleSocket } : {}) }), {
+          io: {
+            stdio: [...io.stdio, specFd],
+            afterSpawn: () => {
+              release(); // runc has its own copy
+              io.afterSpawn?.();
+            },
+          },
+        });
+      } catch (err) {
+        throw await runtimeError('OCI runtime exec failed', err, this.cfg.logPath);
+      } finally {
+        release(); // spawn failed before afterSpawn
+      }
+      return;
+    }
     const dir = await mkdtemp(join(process.env.XDG_RUNTIME_DIR || tmpdir(), 'runc-process'));
     const specPath = join(dir, 'process.json');
     try {

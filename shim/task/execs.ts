@@ -88,8 +88,9 @@ export class ExecSet {
     e.io = io;
     try {
       await runc.exec(containerId, e.spec, pidFile, io.runtime.consoleSocket, { stdio: io.runtime.stdio, afterSpawn: () => io.afterSpawn() });
-      await io.start(AbortSignal.timeout(30_000));
-      e.pid = await readPidFile(pidFile);
+      // Independent once runc returned: the copy's start and the pid file's read.
+      const [, pid] = await Promise.all([io.start(AbortSignal.timeout(30_000)), readPidFile(pidFile)]);
+      e.pid = pid;
     } catch (err) {
       await io.close().catch(() => undefined);
       // Never started: nothing to report as an exit; Wait returns at once, as with the reference.
