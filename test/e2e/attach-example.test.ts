@@ -23,7 +23,7 @@ import {
   type Runtime,
 } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
-import { repoRoot, sleep, uniqueId, waitFor } from '../harness/util.js';
+import { repoRoot, uniqueId, waitFor } from '../harness/util.js';
 import * as sys from '../../io/sys.js';
 
 const IMG = DEFAULT_IMAGE;
@@ -35,6 +35,17 @@ const short = (rt: Runtime) => (rt === 'io.containerd.ts.v2' ? 'ts' : 'runc');
  */
 const COMMAND_LOOP = 'echo READY-$((6*7)); while read c; do eval "$c"; done';
 const CTRL_P_CTRL_Q = '\x10\x11';
+
+/** The promise's value, or undefined after `ms` (the timer is cleared: a pending one would hold the test process). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, ms, undefined)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A program on a fresh pseudo-terminal of its own, as a user's terminal would run it. */
 class PtyProcess {
@@ -70,14 +81,13 @@ class PtyProcess {
   }
 
   async exitCode(timeoutMs = 30_000): Promise<number | undefined> {
-    const e = await Promise.race([this.exited, sleep(timeoutMs).then(() => undefined)]);
-    return e?.exitCode;
+    return (await within(this.exited, timeoutMs))?.exitCode;
   }
 
   async kill(): Promise<void> {
     if (this.#done) return;
     this.pty.kill('SIGKILL');
-    await Promise.race([this.exited, sleep(5000)]);
+    await within(this.exited, 5000);
   }
 }
 
@@ -204,12 +214,34 @@ for (const version of selectedVersions()) {
           await waitForTtySize(cd, id, '30 90');
           second.write('echo "again-""$((2+3))"\r');
           await second.expect(/again-5\n/, 'the shell still works after re-attach');
-          second.write('exit 3\r');
+          second.write('echo "last-""words"; exit 3\r');
           assert.equal(await second.exitCode(), 3, `exit status: ${JSON.stringify(second.text().slice(-300))}`);
+          assert.match(second.text(), /last-words\n/, 'output written just before the exit arrives before the example exits');
           assertRestored(second);
           await waitTaskStatus(cd, id, 'STOPPED');
         } finally {
           for (const s of sessions) await s.kill();
+          await cleanup(cd, id);
+        }
+      });
+
+      test(`${short(rt)}: a container without a tty: stdout and stderr, no raw mode, the exit status`, async () => {
+        const id = uniqueId('atn');
+        let session: PtyProcess | undefined;
+        try {
+          await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sh', '-c', 'while read c; do eval "$c"; done']);
+          await waitTaskStatus(cd, id, 'RUNNING');
+          session = startAttach(cd, id, [], 80, 24);
+          // No tty in the container, so our terminal stays cooked: it echoes the line and keeps it until the
+          // example reads its stdin, which sends it on.
+          session.write('echo "out-""$((1+2))"; echo "err-""$((2+2))" >&2\r');
+          await session.expect(/out-3\n/, 'stdout');
+          await session.expect(/err-4\n/, 'stderr');
+          session.write('exit 3\r');
+          assert.equal(await session.exitCode(), 3, `exit status: ${JSON.stringify(session.text().slice(-300))}`);
+          assertRestored(session);
+        } finally {
+          await session?.kill();
           await cleanup(cd, id);
         }
       });
