@@ -18,7 +18,7 @@ import { TasksClient } from './attach/tasks-client.js';
 import { openProcessStdio, type ProcessStdio } from './attach/stdio.js';
 import { openLocalTerminal, type LocalTerminal } from './attach/local-terminal.js';
 import { DetachKeyScanner, parseDetachKeys } from './attach/detach-keys.js';
-import type { Process } from '../protocol/gen/containerd/api/types/task/task.js';
+import { Status, type Process } from '../protocol/gen/containerd/api/types/task/task.js';
 
 const USAGE = `usage: attach [--address PATH] [--namespace NS] [--exec-id EXEC] [--detach-keys KEYS] CONTAINER
 
@@ -69,6 +69,10 @@ function parseArgs(argv: string[]): Args {
   }
   if (!a.id) throw new Error(`a CONTAINER is required\n${USAGE}`);
   return a;
+}
+
+function describe(args: Args): string {
+  return args.execId ? `exec ${args.execId} of ${args.id}` : args.id;
 }
 
 type Outcome = { kind: 'exited'; status: number } | { kind: 'detached' } | { kind: 'signal'; signal: NodeJS.Signals };
@@ -145,6 +149,8 @@ async function main(): Promise<number> {
   try {
     const { process: proc } = await tasks.get({ containerId: args.id, execId: args.execId });
     if (!proc) throw new Error('containerd answered Get without a process');
+    // Like docker: nothing to attach to (its stdio may be closed already); `ctr task rm` shows the status too.
+    if (proc.status === Status.STOPPED) throw new Error(`${describe(args)} has exited (status ${proc.exitStatus}): nothing to attach to`);
     const stdio = openProcessStdio(proc);
     const terminal = openLocalTerminal(proc.terminal);
     try {
@@ -155,7 +161,7 @@ async function main(): Promise<number> {
         case 'exited':
           return outcome.status;
         case 'detached':
-          process.stderr.write(`\r\nattach: detached from ${args.execId ? `exec ${args.execId} of ` : ''}${args.id}, still running\r\n`);
+          process.stderr.write(`\r\nattach: detached from ${describe(args)}, still running\r\n`);
           return 0;
         case 'signal':
           return 128 + os.signals[outcome.signal];

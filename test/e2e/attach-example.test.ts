@@ -173,6 +173,23 @@ for (const version of selectedVersions()) {
       await cd?.stop();
     });
 
+    test('an unknown container, and a stopped one: exit 125 with the reason, terminal untouched', async () => {
+      const unknown = startAttach(cd, 'no-such-container', [], 80, 24);
+      assert.equal(await unknown.exitCode(), 125, unknown.text());
+      assert.match(unknown.text(), /attach: .*NOT_FOUND.*no-such-container/);
+      assertRestored(unknown);
+      const id = uniqueId('ats');
+      try {
+        await cd.ctr(['run', '-d', '--runtime', 'io.containerd.ts.v2', IMG, id, 'sh', '-c', 'exit 7']);
+        await waitTaskStatus(cd, id, 'STOPPED');
+        const stopped = startAttach(cd, id, [], 80, 24);
+        assert.equal(await stopped.exitCode(), 125, stopped.text());
+        assert.match(stopped.text(), new RegExp(`attach: ${id} has exited \\(status 7\\)`));
+      } finally {
+        await cleanup(cd, id);
+      }
+    });
+
     for (const rt of RUNTIMES) {
       test(`${short(rt)}: attach to a tty container: type, resize, detach, output kept while detached, re-attach, exit status`, async () => {
         const id = uniqueId('att');
