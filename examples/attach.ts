@@ -37,7 +37,8 @@ interface Args {
   namespace: string;
   id: string;
   execId: string;
-  detachKeys: string;
+  /** The detach sequence's bytes, parsed up front: a bad one fails before the terminal changes. */
+  detachKeys: Buffer;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -46,7 +47,7 @@ function parseArgs(argv: string[]): Args {
     namespace: process.env.CONTAINERD_NAMESPACE || 'default',
     id: '',
     execId: '',
-    detachKeys: 'ctrl-p,ctrl-q',
+    detachKeys: parseDetachKeys('ctrl-p,ctrl-q'),
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -59,7 +60,7 @@ function parseArgs(argv: string[]): Args {
       case '--address': a.address = value(); break;
       case '--namespace': case '-n': a.namespace = value(); break;
       case '--exec-id': a.execId = value(); break;
-      case '--detach-keys': a.detachKeys = value(); break;
+      case '--detach-keys': a.detachKeys = parseDetachKeys(value()); break;
       case '-h': case '--help': process.stdout.write(`${USAGE}\n`); process.exit(0);
       // falls through
       default:
@@ -94,7 +95,7 @@ function ended(stream: Readable | undefined, ms: number): Promise<void> {
 /** Copies until the process exits, the detach keys are typed or a signal comes. */
 function runSession(args: Args, tasks: TasksClient, proc: Process, stdio: ProcessStdio, terminal: LocalTerminal): Promise<Outcome> {
   const ids = { containerId: args.id, execId: args.execId };
-  const scanner = new DetachKeyScanner(parseDetachKeys(args.detachKeys));
+  const scanner = new DetachKeyScanner(args.detachKeys);
   return new Promise((resolve, reject) => {
     // The process went away under us (EPIPE on stdin, ...): Wait reports how it ended.
     for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.on('error', () => undefined);
@@ -144,7 +145,6 @@ function flushStdin(stdio: ProcessStdio): Promise<void> {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  parseDetachKeys(args.detachKeys); // a bad sequence fails before the terminal changes
   const tasks = new TasksClient(args.address, args.namespace);
   try {
     const { process: proc } = await tasks.get({ containerId: args.id, execId: args.execId });
