@@ -98,7 +98,8 @@ class PtyProcess {
  */
 function startAttach(cd: Containerd, id: string, extra: string[], cols: number, rows: number): PtyProcess {
   const flags = 'stty -a | tr " ;" "\\n\\n" | grep -x -e "-\\?icanon" -e "-\\?echo" | tr "\\n" " "';
-  const script = `"$0" "$@"; code=$?; echo; echo "AFTER:status=$code $(${flags})."; read line; exit $code`;
+  // `trap : INT`: a ctrl-c on this terminal is for the example (the example gets default dispositions back).
+  const script = `trap : INT; "$0" "$@"; code=$?; echo; echo "AFTER:status=$code $(${flags})."; read line; exit $code`;
   return new PtyProcess('/bin/sh', ['-c', script, process.execPath, ATTACH, '--address', cd.address, '--namespace', cd.namespace, ...extra, id], cols, rows);
 }
 
@@ -243,22 +244,31 @@ for (const version of selectedVersions()) {
         }
       });
 
-      test(`${short(rt)}: a container without a tty: stdout and stderr, no raw mode, the exit status`, async () => {
+      test(`${short(rt)}: a container without a tty: stdout and stderr, no raw mode, ctrl-c leaves, the exit status`, async () => {
         const id = uniqueId('atn');
-        let session: PtyProcess | undefined;
+        const sessions: PtyProcess[] = [];
         try {
           await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sh', '-c', 'while read c; do eval "$c"; done']);
           await waitTaskStatus(cd, id, 'RUNNING');
-          session = startAttach(cd, id, [], 80, 24);
+          const first = startAttach(cd, id, [], 80, 24);
+          sessions.push(first);
           // No tty in the container, so our terminal stays cooked: it echoes the line and keeps it until the
           // example reads its stdin, which sends it on.
-          session.write('echo "out-""$((1+2))"; echo "err-""$((2+2))" >&2\r');
-          await session.expect(/out-3\n/, 'stdout');
-          await session.expect(/err-4\n/, 'stderr');
-          session.write('exit 3\r');
-          await assertExit(session, 3, 'exit 3');
+          first.write('echo "out-""$((1+2))"; echo "err-""$((2+2))" >&2\r');
+          await first.expect(/out-3\n/, 'stdout');
+          await first.expect(/err-4\n/, 'stderr');
+          // Our cooked terminal turns ctrl-c into SIGINT for the example, which leaves without touching the process.
+          first.write('\x03');
+          await assertExit(first, 130, 'ctrl-c');
+          assert.equal(await taskStatus(cd, id), 'RUNNING', 'the container keeps running after ctrl-c');
+
+          const second = startAttach(cd, id, [], 80, 24);
+          sessions.push(second);
+          second.write('echo "still-""here"; exit 3\r');
+          await second.expect(/still-here\n/, 'the shell still works after re-attach');
+          await assertExit(second, 3, 'exit 3');
         } finally {
-          await session?.kill();
+          for (const s of sessions) await s.kill();
           await cleanup(cd, id);
         }
       });
