@@ -4,7 +4,9 @@
  * (io.containerd.ts.v2), on every selected containerd version: typed commands reach the tty and their output comes
  * back, the size is sent at attach and on SIGWINCH, the detach keys leave the process running (exit 0, terminal
  * restored), output written while detached waits for the next attach, and the exit status of the process becomes
- * the example's. The same for an exec (--exec-id) with other detach keys.
+ * the example's. The same for an exec (--exec-id) with other detach keys; without a tty, stdout and stderr come
+ * back and ctrl-c leaves; an unknown or stopped container fails with 125. After each exit, the wrapper shell
+ * reports the local terminal's modes (restored).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
