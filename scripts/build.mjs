@@ -88,6 +88,7 @@ const entries = [
     external: ['node-pty', '@grpc/grpc-js'],
   },
   { in: 'examples/task-client.ts', out: 'examples/task-client.js' },
+  { in: 'examples/attach.ts', out: 'examples/attach.js' },
 ];
 for (const e of entries) {
   if (!existsSync(join(root, e.in))) continue;
