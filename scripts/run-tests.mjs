@@ -66,7 +66,8 @@ function stopSpares() {
     } catch {
       continue;
     }
-    if ((argv.includes(loader) || argv[0] === sea) && argv.includes('spare')) {
+    const ofThisForm = process.env.SHIM_TEST_BINARY === 'sea' ? argv[0] === sea : argv.includes(loader);
+    if (ofThisForm && argv.includes('spare')) {
       try {
         process.kill(Number(pid), 'SIGTERM');
       } catch {

@@ -35,6 +35,14 @@ const BIN: Record<Form, string> = {
 const LOADER = join(repoRoot(), 'dist', 'containerd-shim-ts-v2.cjs');
 const WARMUP = 2;
 
+/**
+ * containerd's environment as a systemd unit gives it: no NODE_EXTRA_CA_CERTS (Node 20 reads that file at every
+ * start, ~40 ms; the wrapper unsets it before node runs, the single executable cannot) and no NODE_OPTIONS.
+ */
+delete process.env.NODE_EXTRA_CA_CERTS; // the private containerds get this process's environment
+delete process.env.NODE_OPTIONS;
+const BASE_ENV: NodeJS.ProcessEnv = { ...process.env };
+
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, daemons: { type: 'string', default: '10' } } });
 const RUNS = Number(values.runs);
 const DAEMONS = Number(values.daemons);
@@ -115,7 +123,7 @@ async function startOnce(h: ByHand, form: Form, env: NodeJS.ProcessEnv): Promise
 async function startSection(): Promise<void> {
   const tmp = await makeTempDir('fs-');
   const h: ByHand = { tmp, address: join(tmp, 'c.sock'), namespace: uniqueId('fs'), ids: [], sockets: [] };
-  const env = { ...process.env, TTRPC_ADDRESS: `${h.address}.ttrpc`, GRPC_ADDRESS: h.address, NAMESPACE: h.namespace };
+  const env = { ...BASE_ENV, TTRPC_ADDRESS: `${h.address}.ttrpc`, GRPC_ADDRESS: h.address, NAMESPACE: h.namespace };
   try {
     await (await import('node:fs/promises')).mkdir(join(tmp, h.namespace));
     let missed = 0;
@@ -147,12 +155,17 @@ async function deleteSection(): Promise<void> {
   const tmp = await makeTempDir('fd-');
   const ns = uniqueId('fd');
   try {
-    for (const [title, extra] of [['delete after a clean teardown (fast path)', {}], ['delete, fast path off (full delete)', { CONTAINERD_SHIM_TS_NO_FAST_DELETE: '1' }]] as const) {
+    const cases = [
+      ['delete after a clean teardown (fast path)', {}],
+      ['delete, fast path off (full delete)', { CONTAINERD_SHIM_TS_NO_FAST_DELETE: '1' }],
+      ['delete after a clean teardown, NODE_EXTRA_CA_CERTS set in containerd', { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt' }],
+    ] as const;
+    for (const [title, extra] of cases) {
       const r = await alternate(async (form) => {
         const { id, bundle } = await tornDownBundle(join(tmp, ns));
         const args = ['-namespace', ns, '-address', join(tmp, 'c.sock'), '-publish-binary', '/usr/bin/containerd', '-id', id, '-bundle', bundle, 'delete'];
         const t0 = performance.now();
-        const res = await runShim(args, { cwd: bundle, binary: BIN[form], env: { ...process.env, ...extra } });
+        const res = await runShim(args, { cwd: bundle, binary: BIN[form], env: { ...BASE_ENV, ...extra } });
         const ms = performance.now() - t0;
         if (res.code !== 0) throw new Error(`${form} delete: ${res.code} ${res.stderr}`);
         await removeDir(bundle);
@@ -165,10 +178,12 @@ async function deleteSection(): Promise<void> {
   }
 }
 
-async function pss(pid: number): Promise<{ pss: number; anon: number }> {
+type Pss = Record<'pss' | 'anon' | 'file' | 'shmem', number>;
+
+async function pss(pid: number): Promise<Pss> {
   const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-  return { pss: field('Pss'), anon: field('Pss_Anon') };
+  return { pss: field('Pss'), anon: field('Pss_Anon'), file: field('Pss_File'), shmem: field('Pss_Shmem') };
 }
 
 async function memoryOnce(form: Form, spares: boolean): Promise<string> {
@@ -185,8 +200,8 @@ async function memoryOnce(form: Form, spares: boolean): Promise<string> {
     await sleep(3000);
     const daemons = (await cd.shimProcesses()).filter((p) => p.argv.some((a) => a.includes('containerd-shim-ts-v2')) && !['start', 'delete'].includes(p.argv.at(-1) ?? ''));
     const all = await Promise.all(daemons.map((p) => pss(p.pid)));
-    const sum = (k: 'pss' | 'anon'): string => (all.reduce((s, m) => s + m[k], 0) / 1024).toFixed(1);
-    return `${daemons.length} daemons: PSS ${sum('pss')} MiB, Pss_Anon ${sum('anon')} MiB`;
+    const sum = (k: keyof Pss): string => (all.reduce((s, m) => s + m[k], 0) / 1024).toFixed(1);
+    return `${daemons.length} daemons: PSS ${sum('pss')} MiB, Pss_Anon ${sum('anon')}, Pss_File ${sum('file')}, Pss_Shmem ${sum('shmem')}`;
   } finally {
     await cd.stop();
     rmSync(dir, { recursive: true, force: true });
