@@ -8,6 +8,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 import { commonOptions, koffiFrom, koffiNativePath, newBuildId, root, trimPino } from './shim-bundle.mjs';
@@ -47,10 +48,6 @@ for (const f of ['shim.js', 'entry.js']) {
   const foreign = [...text.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]).filter((m) => !isBuiltin(m));
   if (foreign.length > 0) throw new Error(`package: ${f} requires ${[...new Set(foreign)].join(', ')}`);
   if (/[^\x00-\x7f]/.test(text)) throw new Error(`package: ${f} is not ASCII (entry.ts reads it as latin1)`);
-}
-
-function isBuiltin(name) {
-  return name.startsWith('node:') || ['assert', 'events', 'fs', 'module', 'path', 'util', 'os', 'crypto', 'net', 'stream', 'url'].includes(name);
 }
 
 /** Makes the executable from the current assets: blob, copy of this node, blob injected. */

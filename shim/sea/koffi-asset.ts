@@ -74,6 +74,6 @@ function loadKoffi(): unknown {
   return mod.exports;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- typed as the koffi package by its importers
+/** Typed as the koffi package where it is imported (the build resolves `koffi` here). */
 const koffi: any = loadKoffi();
 export default koffi;
