@@ -186,6 +186,17 @@ async function pss(pid: number): Promise<Pss> {
   return { pss: field('Pss'), anon: field('Pss_Anon'), file: field('Pss_File'), shmem: field('Pss_Shmem') };
 }
 
+/** How many processes on the machine map `file`. */
+async function mappers(file: string): Promise<number> {
+  let n = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const maps = await readFile(`/proc/${pid}/maps`, 'utf8').catch(() => '');
+    if (maps.includes(` ${file}\n`)) n++;
+  }
+  return n;
+}
+
 async function memoryOnce(form: Form, spares: boolean): Promise<string> {
   const dir = mkdtempSync(join(tempBase(), 'formbin-'));
   symlinkSync(BIN[form], join(dir, 'containerd-shim-ts-v2'));
@@ -201,7 +212,10 @@ async function memoryOnce(form: Form, spares: boolean): Promise<string> {
     const daemons = (await cd.shimProcesses()).filter((p) => p.argv.some((a) => a.includes('containerd-shim-ts-v2')) && !['start', 'delete'].includes(p.argv.at(-1) ?? ''));
     const all = await Promise.all(daemons.map((p) => pss(p.pid)));
     const sum = (k: keyof Pss): string => (all.reduce((s, m) => s + m[k], 0) / 1024).toFixed(1);
-    return `${daemons.length} daemons: PSS ${sum('pss')} MiB, Pss_Anon ${sum('anon')}, Pss_File ${sum('file')}, Pss_Shmem ${sum('shmem')}`;
+    // PSS splits a file's shared pages between every process mapping it: node's are shared with every node process
+    // on the machine, the single executable's only with its own processes.
+    const program = form === 'sea' ? BIN.sea : process.execPath;
+    return `${daemons.length} daemons: PSS ${sum('pss')} MiB, Pss_Anon ${sum('anon')}, Pss_File ${sum('file')}, Pss_Shmem ${sum('shmem')}; ${await mappers(program)} processes map ${program}`;
   } finally {
     await cd.stop();
     rmSync(dir, { recursive: true, force: true });
