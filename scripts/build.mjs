@@ -1,23 +1,11 @@
 // Build: type-check and compile everything to build/ (tests run from there), then bundle the shim
 // binary and the operator tools into dist/ (one file each: startup cost is paid per container).
+// scripts/package.mjs makes the single executable from the same sources.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import * as esbuild from 'esbuild';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const pkg = JSON.parse((await import('node:fs')).readFileSync(join(root, 'package.json'), 'utf8'));
-
-function gitRevision() {
-  try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString().trim();
-  } catch {
-    return 'unknown';
-  }
-}
+import { commonOptions, koffiFrom, koffiNativePath, newBuildId, pkg, root, trimPino } from './shim-bundle.mjs';
 
 rmSync(join(root, 'build'), { recursive: true, force: true });
 execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], {
@@ -29,54 +17,16 @@ mkdirSync(join(dist, 'examples'), { recursive: true });
 // dist/ holds CommonJS bundles; V8 code caching and snapshots need CommonJS scripts.
 writeFileSync(join(dist, 'package.json'), '{ "type": "commonjs" }\n');
 
-// The daemon never uses pino transports (worker threads): keep thread-stream and pino's worker_threads
-// probe out of the bundle, each costs start-up time and memory in every shim process.
-const trimPino = {
-  name: 'trim-pino',
-  setup(build) {
-    build.onResolve({ filter: /^thread-stream$/ }, () => ({ path: join(root, 'scripts', 'stubs', 'thread-stream.cjs') }));
-    build.onResolve({ filter: /^worker_threads$/ }, (args) =>
-      /[\\/]pino[\\/]/.test(args.importer) ? { path: join(root, 'scripts', 'stubs', 'worker-threads-main.cjs') } : undefined,
-    );
-  },
-};
-
-// `koffi` in the shim is scripts/koffi-native.cjs, which loads koffi's native module directly; its own
-// fallback to the package stays external.
-const koffiNative = join(root, 'scripts', 'koffi-native.cjs');
-const directKoffi = {
-  name: 'direct-koffi',
-  setup(build) {
-    build.onResolve({ filter: /^koffi$/ }, (args) => (args.importer === koffiNative ? { path: 'koffi', external: true } : { path: koffiNative }));
-  },
-};
-
-// koffi's native module, copied next to the bundle, for glibc x86_64/arm64.
+// `koffi` in the shim is scripts/koffi-native.cjs, which loads koffi's native module directly from a copy next
+// to the bundle.
+const directKoffi = koffiFrom(join(root, 'scripts', 'koffi-native.cjs'));
 function copyKoffiNative() {
-  const arch = { x64: 'x64', arm64: 'arm64' }[process.arch];
-  const src = arch && join(root, 'node_modules', '@koromix', `koffi-linux-${arch}`, `linux_${arch}`, 'koffi.node');
+  const src = koffiNativePath();
   if (src && existsSync(src)) copyFileSync(src, join(dist, 'koffi.node'));
 }
 
-// A spare daemon takes only starts of the very build it runs (scripts/shim-wrapper.sh, shim/spare).
-const BUILD_ID = randomBytes(6).toString('hex');
-
-const common = {
-  bundle: true,
-  platform: 'node',
-  target: 'node20',
-  format: 'cjs',
-  external: ['koffi', 'node-pty', '@grpc/grpc-js'],
-  keepNames: true,
-  legalComments: 'none',
-  logLevel: 'warning',
-  define: {
-    __SHIM_VERSION__: JSON.stringify(pkg.version),
-    __SHIM_REVISION__: JSON.stringify(gitRevision()),
-    __SHIM_BUILD_ID__: JSON.stringify(BUILD_ID),
-    __KOFFI_VERSION__: JSON.stringify(JSON.parse(readFileSync(join(root, 'node_modules', 'koffi', 'package.json'), 'utf8')).version),
-  },
-};
+const BUILD_ID = newBuildId();
+const common = commonOptions(BUILD_ID);
 
 copyKoffiNative();
 const entries = [

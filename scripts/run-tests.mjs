@@ -3,9 +3,13 @@
 // (outages, timeouts, containers), so three at a time fit a loaded 2-core machine; SHIM_TEST_JOBS=1 runs one
 // file at a time. The longest files start first so the whole run is as short as its longest file allows.
 // Extra arguments filter files by substring: `npm test -- ttrpc reaper`.
+// SHIM_TEST_BINARY=sea runs the tests against the single executable (`npm run package`, dist/sea/) with node
+// hidden from containerd and the shims: the run goes on in a private mount namespace where every installed
+// node is /dev/null, and the test runner itself uses a copy of node only it knows the path of.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const testRoot = join(root, 'build', 'test');
@@ -21,6 +25,8 @@ function walk(dir) {
 }
 
 const filters = process.argv.slice(2);
+if (process.env.SHIM_TEST_BINARY === 'sea' && !process.env.SHIM_TEST_HIDDEN_NODE) process.exit(runWithNodeHidden());
+
 let files = walk(testRoot);
 if (filters.length > 0) files = files.filter((f) => filters.some((s) => relative(testRoot, f).includes(s)));
 /** Longest first (measured serial: restart ~290 s, exec ~160 s, task-lifecycle ~150 s, load ~100 s, …). */
@@ -52,6 +58,7 @@ process.exit(r.status ?? 1);
  */
 function stopSpares() {
   const loader = join(root, 'dist', 'containerd-shim-ts-v2.cjs');
+  const sea = join(root, 'dist', 'sea', 'containerd-shim-ts-v2');
   for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     let argv;
     try {
@@ -59,7 +66,8 @@ function stopSpares() {
     } catch {
       continue;
     }
-    if (argv.includes(loader) && argv.includes('spare')) {
+    const ofThisForm = process.env.SHIM_TEST_BINARY === 'sea' ? argv[0] === sea : argv.includes(loader);
+    if (ofThisForm && argv.includes('spare')) {
       try {
         process.kill(Number(pid), 'SIGTERM');
       } catch {
@@ -67,4 +75,40 @@ function stopSpares() {
       }
     }
   }
+}
+
+/**
+ * Runs this script again inside `unshare -m` (a private mount namespace: nothing done there reaches the host)
+ * with /dev/null bind-mounted over every node binary: the one running us, and each `node`/`nodejs` on PATH.
+ * The runner gets a bind mount of node on a private tmpfs (its own path, on no PATH). The harness checks that
+ * node cannot be run (test/harness/containerd.ts).
+ */
+function runWithNodeHidden() {
+  const sea = join(root, 'dist', 'sea', 'containerd-shim-ts-v2');
+  if (!existsSync(sea)) {
+    console.error(`${sea} is missing: run \`npm run package\` first`);
+    return 1;
+  }
+  const candidates = [process.execPath];
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    for (const name of ['node', 'nodejs']) candidates.push(join(dir || '.', name));
+  }
+  const hide = [...new Set(candidates.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
+  const runnerDir = mkdtempSync(join(tmpdir(), 'runner-node-'));
+  const script = [
+    'set -e',
+    'mount -t tmpfs -o mode=0700 runner-node "$RUNNER_DIR"',
+    ': > "$RUNNER_DIR/node"',
+    'mount --bind "$NODE" "$RUNNER_DIR/node"',
+    'IFS=:; for p in $SHIM_TEST_HIDDEN_NODE; do mount --bind /dev/null "$p"; done; unset IFS',
+    'if node -e 0 2>/dev/null || "$NODE" -e 0 2>/dev/null; then echo "node still runs in the namespace" >&2; exit 1; fi',
+    'exec "$RUNNER_DIR/node" "$@"',
+  ].join('\n');
+  console.log(`run-tests: single executable ${sea}; node hidden in a private mount namespace: ${hide.join(', ')}`);
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', '--', '/bin/sh', '-c', script, 'sh', join(root, 'scripts', 'run-tests.mjs'), ...filters], {
+    stdio: 'inherit',
+    env: { ...process.env, RUNNER_DIR: runnerDir, NODE: process.execPath, SHIM_TEST_HIDDEN_NODE: hide.join(':') },
+  });
+  rmdirSync(runnerDir);
+  return r.status ?? 1;
 }

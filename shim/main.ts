@@ -4,6 +4,7 @@ import { FlagError, USAGE, parseFlags, type ShimFlags } from './flags.js';
 import { RUNTIME_NAME, SHIM_REVISION, SHIM_VERSION } from './version.js';
 import { readStdin } from './stdin.js';
 import { INLINE_START_ENV } from './inline-start-env.js';
+import { IN_SEA } from './sea/self.js';
 
 function fail(message: string, code: number): never {
   process.stderr.write(`${RUNTIME_NAME}: ${message}\n`);
@@ -76,6 +77,8 @@ async function main(argv: readonly string[]): Promise<void> {
       const { address, answer } = await runStart(flags);
       if (!address) fail('start: no socket address to report', 1);
       await writeStdout(answer);
+      // The single executable has no wrapper: a spare for the next start is started from here.
+      if (IN_SEA) (await import('./sea/spawn-spare.js')).spawnSpare();
       process.exit(0);
     }
     // falls through (unreachable: process.exit)

@@ -13,7 +13,8 @@ import { socketAddress, socketPath } from './platform/socket-address.js';
 import { isSocketLive } from './platform/socket-probe.js';
 import { decodeRuntimeOptions } from './runtime/options.js';
 import { joinCgroup } from './platform/cgroup-join.js';
-import { readStdin } from './stdin.js';
+import { readStdin, SAVED_OPTIONS_ENV } from './stdin.js';
+import { DAEMON_NODE_OPTIONS, IN_SEA, selfCommand } from './sea/self.js';
 import { RUNTIME_NAME } from './version.js';
 import { INLINE_START_ENV } from './inline-start-env.js';
 import { startAnswer, taskApiVersion } from './task-api-version.js';
@@ -82,6 +83,7 @@ export function daemonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   delete out.NODE_EXTRA_CA_CERTS;
   delete out.NODE_OPTIONS;
+  delete out[SAVED_OPTIONS_ENV];
   return out;
 }
 
@@ -104,16 +106,18 @@ export async function runStart(flags: ShimFlags): Promise<StartResult> {
   try {
     await chmod(path, 0o600);
     await writeAddressFile(bundle, address);
-    const script = process.argv[1]!;
-    const args = [...process.execArgv, script, '-namespace', flags.namespace, '-id', flags.id, '-address', flags.address];
-    if (flags.debug) args.push('-debug');
+    const daemonArgs = ['-namespace', flags.namespace, '-id', flags.id, '-address', flags.address];
+    if (flags.debug) daemonArgs.push('-debug');
+    const { file, args } = selfCommand(daemonArgs);
+    const env = daemonEnv(process.env);
+    if (IN_SEA) env.NODE_OPTIONS = DAEMON_NODE_OPTIONS; // read by node at start-up; shim/sea/entry.ts drops it
     // detached: own session and process group, so containerd's signals to `start`'s group never reach it;
     // stdio not inherited: containerd waits for EOF on the pipe it gave `start`.
-    const child = spawn(process.execPath, args, {
+    const child = spawn(file, args, {
       cwd: bundle,
       detached: true,
       stdio: ['ignore', 'ignore', 'ignore', fd],
-      env: daemonEnv(process.env),
+      env,
     });
     daemonPid = child.pid;
     if (daemonPid === undefined) throw new Error('failed to start shim daemon');

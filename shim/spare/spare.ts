@@ -24,6 +24,7 @@ import { joinCgroupsOf } from '../platform/cgroup-join.js';
 import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../start.js';
 import { listSpares, spareBootingPath, spareFifoPath } from './spare-files.js';
 import { readStartProcess, writeStdoutOf, type StartProcess } from './start-process.js';
+import { selfPath } from '../sea/self.js';
 
 const DEFAULT_IDLE_TIMEOUT_S = 600;
 const SPARE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
@@ -75,7 +76,7 @@ class Spare {
   private trimmer: IdleTrimmer | undefined;
 
   async run(): Promise<void> {
-    this.scriptStat = await fileId(process.argv[1]);
+    this.scriptStat = await fileId(selfPath());
     // Started in the background of a wrapper's start: a session of our own, as any daemon.
     (await import('../platform/detach.js')).becomeSessionLeader();
     // What the spare is for: the daemon's modules evaluated and koffi bound before any start comes.
@@ -112,7 +113,7 @@ class Spare {
   /** Exits when idle too long, when our FIFO is gone, or when the build on disk is no longer ours. */
   private async watch(idleMs: number): Promise<void> {
     if (this.taken) return;
-    const now = await fileId(process.argv[1]);
+    const now = await fileId(selfPath());
     const replaced = !now || !this.scriptStat || now.ino !== this.scriptStat.ino || now.mtimeMs !== this.scriptStat.mtimeMs;
     const fifoGone = !(await stat(this.fifo).then((s) => s.isFIFO(), () => false));
     // A start may have been taken while we looked (and the FIFO removed for it): then we serve, not exit.

@@ -5,6 +5,7 @@
  */
 import { constants } from 'node:fs';
 import { open, readFile, readlink } from 'node:fs/promises';
+import { basename } from 'node:path';
 
 export interface StartProcess {
   readonly pid: number;
@@ -29,9 +30,10 @@ export async function readStartProcess(pid: number): Promise<StartProcess> {
   if (uid !== process.getuid?.()) throw new Error(`start request from pid ${pid} of another user (${uid})`);
   const argv = cmdline.split('\0');
   if (argv.at(-1) === '') argv.pop();
-  // The kernel runs the wrapper as `<interpreter> <wrapper path> <args...>`.
-  const args = argv.slice(2);
-  if (args.at(-1) !== 'start' || !/containerd-shim/.test(argv[1] ?? '')) {
+  // The kernel runs the wrapper as `<interpreter> <wrapper path> <args...>`; the single executable is itself.
+  const program = /containerd-shim/.test(basename(argv[0] ?? '')) ? 0 : 1;
+  const args = argv.slice(program + 1);
+  if (args.at(-1) !== 'start' || !/containerd-shim/.test(argv[program] ?? '')) {
     throw new Error(`pid ${pid} is not a shim start: ${JSON.stringify(argv.slice(0, 3))}`);
   }
   const env: NodeJS.ProcessEnv = {};

@@ -22,6 +22,7 @@ import {
   listTasks,
   selectedVersions,
   shimBinDir,
+  shimBinaryPath,
   startContainerd,
   waitTaskStatus,
   type Containerd,
@@ -29,7 +30,7 @@ import {
   type Runtime,
 } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
-import { isAlive, makeTempDir, removeDir, repoRoot, signalPid, sleep, uniqueId, waitFor } from '../harness/util.js';
+import { isAlive, makeTempDir, removeDir, signalPid, sleep, uniqueId, waitFor } from '../harness/util.js';
 import { connectShim } from '../harness/shim-client.js';
 import { FifoReader } from '../fixtures/shim-by-hand.js';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
@@ -199,7 +200,7 @@ async function wrapperDir(dir: string, version: ContainerdVersion, proxyPath: st
     await writeFile(join(bin, name), `#!/bin/sh\nTTRPC_ADDRESS=${proxyPath}\nexport TTRPC_ADDRESS\nexec ${target} "$@"\n`);
     await chmod(join(bin, name), 0o755);
   };
-  await wrap('containerd-shim-ts-v2', join(repoRoot(), 'dist', 'containerd-shim-ts-v2'));
+  await wrap('containerd-shim-ts-v2', shimBinaryPath());
   await wrap('containerd-shim-runc-v2', bins.runcShim);
   return bin;
 }

@@ -1,7 +1,7 @@
 // A private containerd per test: own root, state, sockets and config under a fresh temp dir, so
 // tests never touch a system containerd and can run side by side. Supports the installed 1.6 and
 // the 1.7 / 2.1 binaries fetched by scripts/fetch-containerd.sh.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, rmSync, symlinkSync, mkdtempSync } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, readlink, rm, rmdir, writeFile } from 'node:fs/promises';
@@ -86,13 +86,46 @@ export function selectedVersions(): ContainerdVersion[] {
 let shimDir: string | undefined;
 
 /**
+ * Which form of our shim the tests run: SHIM_TEST_BINARY=sea is the single executable (`npm run package`,
+ * dist/sea/), which must then run with node out of reach (scripts/run-tests.mjs hides it in a private mount
+ * namespace, and startContainerd checks); otherwise the script form `npm run build` makes.
+ */
+export function testsSingleExecutable(): boolean {
+  return process.env.SHIM_TEST_BINARY === 'sea';
+}
+
+/** The `containerd-shim-ts-v2` the tests run. */
+export function shimBinaryPath(): string {
+  if (testsSingleExecutable()) {
+    const sea = join(repoRoot(), 'dist', 'sea', 'containerd-shim-ts-v2');
+    if (!existsSync(sea)) throw new Error(`${sea} is missing: run \`npm run package\` first`);
+    return sea;
+  }
+  const target = join(repoRoot(), 'dist', 'containerd-shim-ts-v2');
+  if (!existsSync(target)) throw new Error(`${target} is missing: run \`npm run build\` first`);
+  return target;
+}
+
+/**
+ * Throws unless node cannot be run by containerd or the shims: not by name on their PATH, nor at any path
+ * scripts/run-tests.mjs hid (SHIM_TEST_HIDDEN_NODE, the paths node was installed at).
+ */
+function assertNodeUnreachable(env: NodeJS.ProcessEnv): void {
+  const hidden = (process.env.SHIM_TEST_HIDDEN_NODE ?? '').split(':').filter(Boolean);
+  if (hidden.length === 0) throw new Error('SHIM_TEST_BINARY=sea runs only under scripts/run-tests.mjs, which hides node');
+  for (const cmd of ['node', 'nodejs', ...hidden]) {
+    const r = spawnSync(cmd, ['-e', 'process.stdout.write("ran")'], { env, encoding: 'utf8', timeout: 30_000 });
+    if (r.stdout === 'ran' || r.status === 0) throw new Error(`node is still executable as ${cmd} (PATH=${env.PATH ?? ''})`);
+  }
+}
+
+/**
  * A dir (one per test process, removed at exit) holding a `containerd-shim-ts-v2` symlink to the
- * built shim, to pass in `shimDirs` so containerd finds our runtime via PATH.
+ * shim under test, to pass in `shimDirs` so containerd finds our runtime via PATH.
  */
 export function shimBinDir(): string {
   if (shimDir) return shimDir;
-  const target = join(repoRoot(), 'dist', 'containerd-shim-ts-v2');
-  if (!existsSync(target)) throw new Error(`${target} is missing: run \`npm run build\` first`);
+  const target = shimBinaryPath();
   const dir = mkdtempSync(join(tempBase(), 'shimbin-'));
   symlinkSync(target, join(dir, 'containerd-shim-ts-v2'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -289,6 +322,7 @@ class ContainerdInstance implements Containerd {
   }
 
   async init(): Promise<void> {
+    if (testsSingleExecutable()) assertNodeUnreachable(this.env);
     const debug = this.opts.debug ?? process.env.SHIM_TEST_DEBUG === '1';
     const level = this.opts.logLevel ?? (debug ? 'debug' : 'info');
     await Promise.all([mkdir(this.root), mkdir(this.state), mkdir(join(this.dir, 'tmp'))]);
