@@ -2,12 +2,13 @@
 // (SHIM_TEST_JOBS, default 3): each e2e file starts its own private containerd(s) and mostly waits on them
 // (outages, timeouts, containers), so three at a time fit a loaded 2-core machine; SHIM_TEST_JOBS=1 runs one
 // file at a time. The longest files start first so the whole run is as short as its longest file allows.
-// Extra arguments filter files by substring: `npm test -- ttrpc reaper`.
+// Extra arguments filter files by substring: `npm test -- ttrpc reaper`. The full run (no filter) also runs the
+// single executable's e2e files alongside (below; SHIM_TEST_SEA=0 leaves them out).
 // SHIM_TEST_BINARY=sea runs the tests against the single executable (`npm run package`, dist/sea/) with node
 // hidden from containerd and the shims: the run goes on in a private mount namespace where every installed
 // node is /dev/null, and the test runner itself uses a copy of node only it knows the path of.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, relative } from 'node:path';
 
@@ -44,12 +45,47 @@ if (files.length === 0) {
 // Node 20 loads NODE_EXTRA_CA_CERTS eagerly in every process (~40 ms each); the tests need no TLS.
 const env = { ...process.env };
 delete env.NODE_EXTRA_CA_CERTS;
+// The full run (no filter) also runs the single executable's e2e files alongside, node hidden (CI and
+// `npm test` both come here); SHIM_TEST_SEA=0 leaves them out.
+/** What the single executable must pass with node hidden: the lifecycle, io, terminal and restart files. */
+const SEA_FILES = ['e2e/task-lifecycle', 'e2e/io', 'e2e/terminal', 'e2e/restart'];
+const withSea = filters.length === 0 && !process.env.SHIM_TEST_BINARY && process.env.SHIM_TEST_SEA !== '0';
+const seaRun = withSea ? startSeaRun() : undefined;
 const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${jobs}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env,
 });
 stopSpares();
-process.exit(r.status ?? 1);
+let status = r.status ?? 1;
+if (seaRun) {
+  const sea = await seaRun;
+  console.log(`\n== the single executable's e2e files (SHIM_TEST_BINARY=sea: ${SEA_FILES.join(' ')}), exit ${sea.status}`);
+  process.stdout.write(sea.output);
+  if (sea.status !== 0) status = status || 1;
+}
+process.exit(status);
+
+/**
+ * This script again, SHIM_TEST_BINARY=sea, two files at a time. Its output goes to a file (a pipe would fill
+ * while the main run blocks this process) and is shown at the end.
+ */
+function startSeaRun() {
+  const dir = mkdtempSync(join(tmpdir(), 'sea-tests-'));
+  const logPath = join(dir, 'output.log');
+  const fd = openSync(logPath, 'w');
+  const seaEnv = { ...env, SHIM_TEST_BINARY: 'sea', SHIM_TEST_JOBS: '2' };
+  const child = spawn(process.execPath, [join(root, 'scripts', 'run-tests.mjs'), ...SEA_FILES], { env: seaEnv, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  return new Promise((resolve) => {
+    const done = (status, extra = '') => {
+      const output = readFileSync(logPath, 'utf8') + extra;
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ status, output });
+    };
+    child.on('error', (err) => done(1, `could not run: ${err.message}\n`));
+    child.on('close', (code) => done(code ?? 1));
+  });
+}
 
 /**
  * The shims the tests ran leave a spare daemon waiting (shim/spare): it would wait for 10 minutes, holding
