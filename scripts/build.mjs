@@ -69,6 +69,8 @@ rmSync(join(dist, 'shim.js.cache'), { force: true });
 // The executable containerd runs: a shell wrapper (scripts/shim-wrapper.sh; absolute node path, V8 flags,
 // and the fast paths of `start` and `delete`).
 const wrapper = readFileSync(join(root, 'scripts', 'shim-wrapper.sh'), 'utf8')
+  .replace('@PRELUDE@', readFileSync(join(root, 'scripts', 'wrapper-prelude-script.sh'), 'utf8').trimEnd())
+  .replaceAll('@RUN@', '"$node" @FLAGS@ "$js"')
   .replaceAll('@VERSION@', pkg.version)
   .replaceAll('@BUILD@', BUILD_ID)
   .replaceAll('@NODE@', process.execPath)

@@ -14,6 +14,7 @@ import * as esbuild from 'esbuild';
 import { commonOptions, koffiFrom, koffiNativePath, newBuildId, root, trimPino } from './shim-bundle.mjs';
 
 const install = !process.argv.includes('--no-install');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const out = join(root, 'dist', 'sea');
 const exe = join(out, 'containerd-shim-ts-v2');
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
@@ -25,7 +26,8 @@ const koffiNode = koffiNativePath();
 if (!koffiNode || !existsSync(koffiNode)) throw new Error(`package: koffi's native module for ${process.arch} is missing`);
 const koffiSha = createHash('sha256').update(readFileSync(koffiNode)).digest('hex');
 // Its own build id: its spares never take starts of the script form, nor the other way round.
-const common = commonOptions(newBuildId(), { __KOFFI_SHA256__: JSON.stringify(koffiSha) });
+const buildId = newBuildId();
+const common = commonOptions(buildId, { __KOFFI_SHA256__: JSON.stringify(koffiSha) });
 
 await esbuild.build({
   ...common,
@@ -89,6 +91,34 @@ makeExecutable(`${exe}.tmp`, { ...assets, 'shim.js.cache': cache });
 renameSync(`${exe}.tmp`, exe);
 const version = execFileSync(exe, ['-v'], { encoding: 'utf8', env: { PATH: '/nonexistent', SHIM_TS_CHECK_CODE_CACHE: '1' } });
 process.stdout.write(version);
+
+// The file operators copy: the wrapper script (scripts/shim-wrapper.sh with the single file's prelude), then the
+// executable. The shell serves `start` through a spare and `delete` when there is nothing to do, as in the
+// script form, with no Node start-up; the executable is unpacked once per build and runs everything else.
+const elf = join(out, 'containerd-shim-ts-v2.elf');
+renameSync(exe, elf);
+{
+  const payload = readFileSync(elf);
+  const template = readFileSync(join(root, 'scripts', 'shim-wrapper.sh'), 'utf8')
+    .replace('@PRELUDE@', readFileSync(join(root, 'scripts', 'wrapper-prelude-sea.sh'), 'utf8').trimEnd())
+    .replaceAll('@RUN@', '"$sea"')
+    .replaceAll('@VERSION@', pkg.version)
+    .replaceAll('@BUILD@', buildId)
+    .replaceAll('@PAYLOAD_SIZE@', String(payload.length));
+  // The header names the byte where the payload starts, which depends on the header's length: iterate.
+  let at = 0;
+  let header = '';
+  for (;;) {
+    header = template.replaceAll('@PAYLOAD_AT@', String(at + 1));
+    const length = Buffer.byteLength(header);
+    if (length === at) break;
+    at = length;
+  }
+  if (/@[A-Z_]+@/.test(header)) throw new Error(`package: placeholder left in the wrapper: ${/@[A-Z_]+@/.exec(header)[0]}`);
+  writeFileSync(`${exe}.tmp`, Buffer.concat([Buffer.from(header), payload]), { mode: 0o755 });
+  renameSync(`${exe}.tmp`, exe);
+}
+rmSync(elf);
 if (install) {
   const dest = join(root, 'dist', 'containerd-shim-ts-v2');
   copyFileSync(exe, `${dest}.tmp`);

@@ -94,7 +94,6 @@ function startSeaRun() {
  */
 function stopSpares() {
   const loader = join(root, 'dist', 'containerd-shim-ts-v2.cjs');
-  const sea = join(root, 'dist', 'sea', 'containerd-shim-ts-v2');
   for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     let argv;
     try {
@@ -102,7 +101,9 @@ function stopSpares() {
     } catch {
       continue;
     }
-    const ofThisForm = process.env.SHIM_TEST_BINARY === 'sea' ? argv[0] === sea : argv.includes(loader);
+    // The single file runs its unpacked executable from CONTAINERD_SHIM_TS_CACHE (set per run below).
+    const seaCache = process.env.CONTAINERD_SHIM_TS_CACHE;
+    const ofThisForm = process.env.SHIM_TEST_BINARY === 'sea' ? !!seaCache && (argv[0] ?? '').startsWith(`${seaCache}/`) : argv.includes(loader);
     if (ofThisForm && argv.includes('spare')) {
       try {
         process.kill(Number(pid), 'SIGTERM');
@@ -131,6 +132,8 @@ function runWithNodeHidden() {
   }
   const hide = [...new Set(candidates.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
   const runnerDir = mkdtempSync(join(tmpdir(), 'runner-node-'));
+  // Where the single file unpacks its executable: this run's own (not the host's /var/lib), removed after.
+  const seaCache = mkdtempSync(join(tmpdir(), 'shim-ts-cache-'));
   const script = [
     'set -e',
     'mount -t tmpfs -o mode=0700 runner-node "$RUNNER_DIR"',
@@ -143,8 +146,9 @@ function runWithNodeHidden() {
   console.log(`run-tests: single executable ${sea}; node hidden in a private mount namespace: ${hide.join(', ')}`);
   const r = spawnSync('unshare', ['-m', '--propagation', 'private', '--', '/bin/sh', '-c', script, 'sh', join(root, 'scripts', 'run-tests.mjs'), ...filters], {
     stdio: 'inherit',
-    env: { ...process.env, RUNNER_DIR: runnerDir, NODE: process.execPath, SHIM_TEST_HIDDEN_NODE: hide.join(':') },
+    env: { ...process.env, RUNNER_DIR: runnerDir, NODE: process.execPath, SHIM_TEST_HIDDEN_NODE: hide.join(':'), CONTAINERD_SHIM_TS_CACHE: seaCache },
   });
   rmdirSync(runnerDir);
+  rmSync(seaCache, { recursive: true, force: true });
   return r.status ?? 1;
 }

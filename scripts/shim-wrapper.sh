@@ -9,12 +9,8 @@
 #    When a warm spare daemon of this build waits (Node already started), it takes the container instead.
 # Everything else, and every case the fast paths do not recognise, goes to the bundled shim.
 unset NODE_EXTRA_CA_CERTS NODE_OPTIONS # Node 20 loads the CA file eagerly (~37 ms per start)
-node='@NODE@'
-js='@DIST@/containerd-shim-ts-v2.cjs'
-if [ ! -f "$js" ]; then # moved or copied elsewhere: find the bundle next to the real file
-  self=$(readlink -f "$0")
-  js="${self%/*}/containerd-shim-ts-v2.cjs"
-fi
+# Where the shim's Node program is: the script form's node and bundle, or the single file's unpacked executable.
+@PRELUDE@
 
 for action; do :; done # containerd puts the action last
 
@@ -147,7 +143,7 @@ spawn_spare() {
     rm -f "$booting"
   fi
   (set -C && : >"$booting") 2>/dev/null || return 0
-  (cd / && nice -n 19 "$node" @FLAGS@ "$js" spare "                                                                                                                                                                                                        " </dev/null >/dev/null 2>&1 &
+  (cd / && nice -n 19 @RUN@ spare "                                                                                                                                                                                                        " </dev/null >/dev/null 2>&1 &
     echo $! >"$booting")
 }
 
@@ -169,7 +165,7 @@ case $action in
       [ "$i" -ge "$n" ] || set -- "$@" "$a"
     done
     if [ -n "$saved" ]; then exec 3<"$saved"; else exec 3<&0; fi
-    address=$(CONTAINERD_SHIM_TS_INLINE_START=$PPID "$node" @FLAGS@ "$js" "$@" <&3 3<&- &)
+    address=$(CONTAINERD_SHIM_TS_INLINE_START=$PPID @RUN@ "$@" <&3 3<&- &)
     case $address in
       *exit-status:*) exit "${address##*exit-status:}" ;; # Node failed and said why on stderr
       '') exit 1 ;;                                      # Node died without a word (killed)
@@ -182,4 +178,5 @@ case $action in
     [ -n "$CONTAINERD_SHIM_TS_NO_FAST_DELETE" ] || ! fast_delete "$@" || exit 0
     ;;
 esac
-exec "$node" @FLAGS@  "$js" "$@"
+exec @RUN@ "$@"
+exit 127 # never reached; in the single file, the shim's executable follows and is never read as script

@@ -1,7 +1,8 @@
 /**
  * The shim's two forms compared (a script, not a test): the script form (`npm run build`: the sh wrapper
- * dist/containerd-shim-ts-v2 running node on dist/*.cjs) and the single executable (`npm run package`:
- * dist/sea/containerd-shim-ts-v2). Run in the same session, rounds alternating the forms.
+ * dist/containerd-shim-ts-v2 running node on dist/*.cjs) and the single file (`npm run package`:
+ * dist/sea/containerd-shim-ts-v2, the same wrapper followed by the executable it unpacks once). Run in the same
+ * session, rounds alternating the forms.
  *
  *   node build/test/bench/forms.js [--runs N] [--daemons N]
  *
@@ -16,7 +17,7 @@
  * `npm run package -- --no-install`.
  */
 import { readFile, readdir, readlink, writeFile } from 'node:fs/promises';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
@@ -41,7 +42,17 @@ const WARMUP = 2;
  */
 delete process.env.NODE_EXTRA_CA_CERTS; // the private containerds get this process's environment
 delete process.env.NODE_OPTIONS;
+// The single file unpacks its executable there (once; the first round is a warm-up).
+const SEA_CACHE = mkdtempSync(join(tempBase(), 'forms-sea-cache-'));
+process.env.CONTAINERD_SHIM_TS_CACHE = SEA_CACHE;
+process.on('exit', () => rmSync(SEA_CACHE, { recursive: true, force: true }));
 const BASE_ENV: NodeJS.ProcessEnv = { ...process.env };
+
+/** The single file's unpacked executable (what its daemons and spares run). */
+function seaExecutable(): string {
+  const [build] = readdirSync(SEA_CACHE);
+  return join(SEA_CACHE, build ?? 'not-unpacked-yet', 'containerd-shim-ts-v2');
+}
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, daemons: { type: 'string', default: '10' } } });
 const RUNS = Number(values.runs);
@@ -78,7 +89,7 @@ async function spareWaits(form: Form): Promise<boolean> {
     const m = /^ts-spare-[0-9a-f]+-(\d+)$/.exec(n);
     if (!m || !(await isAlive(Number(m[1])))) continue;
     const pid = m[1]!;
-    if (form === 'sea' && (await readlink(`/proc/${pid}/exe`).catch(() => '')) === BIN.sea) return true;
+    if (form === 'sea' && (await readlink(`/proc/${pid}/exe`).catch(() => '')) === seaExecutable()) return true;
     if (form === 'script' && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(LOADER)) return true;
   }
   return false;
@@ -214,7 +225,7 @@ async function memoryOnce(form: Form, spares: boolean): Promise<string> {
     const sum = (k: keyof Pss): string => (all.reduce((s, m) => s + m[k], 0) / 1024).toFixed(1);
     // PSS splits a file's shared pages between every process mapping it: node's are shared with every node process
     // on the machine, the single executable's only with its own processes.
-    const program = form === 'sea' ? BIN.sea : process.execPath;
+    const program = form === 'sea' ? seaExecutable() : process.execPath;
     return `${daemons.length} daemons: PSS ${sum('pss')} MiB, Pss_Anon ${sum('anon')}, Pss_File ${sum('file')}, Pss_Shmem ${sum('shmem')}; ${await mappers(program)} processes map ${program}`;
   } finally {
     await cd.stop();
