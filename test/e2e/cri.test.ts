@@ -1,0 +1,301 @@
+/**
+ * containerd's CRI plugin driven as the kubelet drives it (gRPC runtime.v1 on containerd's socket), for our
+ * runtime handler `ts` and the reference `runc`, same assertions for both, on every selected containerd.
+ * Pods: locally built pause image, loopback-only network, cgroupfs parent per pod (test/harness/cri.ts).
+ */
+import { after, before, describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ContainerState, PodSandboxState, type ContainerConfig, type PodSandboxConfig } from '../cri/gen/cri.js';
+import { listTasks, selectedVersions } from '../harness/containerd.js';
+import { CRI_IMAGE, HANDLERS, RUNTIME_TYPE, SHIM_BINARY, countShimRuns, startCriContainerd, type CriContainerd, type Handler, type Init } from '../harness/cri.js';
+import { makeTempDir, mountsUnder, readProc, removeDir, uniqueId, waitFor, type ProcInfo } from '../harness/util.js';
+
+const TIMEOUT = { timeout: 300_000 };
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+interface Pod {
+  id: string;
+  handler: Handler;
+  config: Init<PodSandboxConfig>;
+  logDir: string;
+  /** cgroupfs parent of the pod's containers (one dir per controller on cgroup v1). */
+  cgroupParent: string;
+  containers: string[];
+}
+
+/** Serve-mode shim daemons of this containerd (not containerd's short-lived start/delete runs). */
+async function daemons(env: CriContainerd): Promise<ProcInfo[]> {
+  return (await env.cd.shimProcesses()).filter((p) => p.argv.at(-1) !== 'start' && p.argv.at(-1) !== 'delete');
+}
+
+/** cgroup dirs at or below `path` in every hierarchy (v1: per controller; v2: one). */
+async function cgroupDirs(path: string): Promise<string[]> {
+  const roots = existsSync(join(CGROUP_ROOT, 'cgroup.controllers'))
+    ? [CGROUP_ROOT]
+    : (await readdir(CGROUP_ROOT)).map((c) => join(CGROUP_ROOT, c));
+  const found: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    if (!existsSync(dir)) return;
+    found.push(dir);
+    for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await walk(join(dir, e.name));
+  };
+  for (const r of [...new Set(roots)]) await walk(join(r, path));
+  return found;
+}
+
+async function runPod(env: CriContainerd, handler: Handler, name: string): Promise<Pod> {
+  const uid = uniqueId('uid');
+  const logDir = await makeTempDir('crilogs-');
+  const cgroupParent = `/shimtest-cri-${uid}`;
+  const config: Init<PodSandboxConfig> = {
+    metadata: { name, uid, namespace: 'shimtest', attempt: 0 },
+    hostname: name,
+    logDirectory: logDir,
+    labels: { test: name },
+    linux: { cgroupParent },
+  };
+  const id = await env.client.runPodSandbox(config, handler);
+  return { id, handler, config, logDir, cgroupParent, containers: [] };
+}
+
+async function runContainer(env: CriContainerd, pod: Pod, name: string, args: string[], extra: Init<ContainerConfig> = {}): Promise<string> {
+  const id = await env.client.createContainer(
+    pod.id,
+    { metadata: { name, attempt: 0 }, image: { image: CRI_IMAGE }, command: args, logPath: `${name}.log`, ...extra },
+    pod.config,
+  );
+  pod.containers.push(id);
+  await env.client.startContainer(id);
+  return id;
+}
+
+/** The kubelet's teardown: StopPodSandbox (kills what runs), RemovePodSandbox; then nothing may be left. */
+async function removePod(env: CriContainerd, pod: Pod): Promise<void> {
+  try {
+    await env.client.stopPodSandbox(pod.id);
+    await env.client.removePodSandbox(pod.id);
+  } finally {
+    await removeDir(pod.logDir);
+  }
+}
+
+/** What a removed pod must not leave behind: shim processes, mounts under containerd's dirs, cgroups. */
+async function assertNothingLeft(env: CriContainerd, pod: Pod): Promise<void> {
+  // The shim exits after answering Shutdown; give it the time a loaded machine needs.
+  await waitFor(async () => (await daemons(env)).length === 0, 30_000, `shim daemons of ${pod.handler} pod gone`).catch(async (e: Error) => {
+    throw new Error(`${e.message}: ${(await daemons(env)).map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; ')}`);
+  });
+  assert.deepEqual(
+    (await mountsUnder(env.cd.dir)).map((m) => m.mountPoint),
+    [],
+    'no mount left under containerd\'s dirs',
+  );
+  // Container cgroups are removed by the runtime; the (empty) parent is the kubelet's to remove: rmdir proves it empty.
+  const dirs = await cgroupDirs(pod.cgroupParent);
+  const leaves = dirs.filter((d) => !d.endsWith(pod.cgroupParent));
+  assert.deepEqual(leaves, [], 'no container cgroup left under the pod parent');
+  for (const d of dirs) await rmdir(d);
+  const tasks = await listTasks(env.cd);
+  assert.deepEqual(tasks.filter((t) => [pod.id, ...pod.containers].includes(t.id)), [], 'no task of the pod in containerd');
+}
+
+/** Task pid of a container (or sandbox) id, from containerd. */
+async function taskPid(env: CriContainerd, id: string): Promise<number> {
+  const t = (await listTasks(env.cd)).find((x) => x.id === id);
+  assert.ok(t, `task ${id} exists`);
+  return t.pid;
+}
+
+/** CRI log lines: `<RFC3339Nano timestamp> <stream> <P|F> <content>`. */
+interface LogEntry {
+  time: string;
+  stream: string;
+  tag: string;
+  content: string;
+}
+const LOG_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(?:Z|[+-]\d\d:\d\d)) (stdout|stderr) ([PF]) (.*)$/s;
+function parseCriLog(text: string): LogEntry[] {
+  assert.ok(text.endsWith('\n'), 'log ends with a newline');
+  return text
+    .slice(0, -1)
+    .split('\n')
+    .map((line) => {
+      const m = LOG_LINE.exec(line);
+      assert.ok(m, `CRI log line format: ${JSON.stringify(line.slice(0, 120))}`);
+      return { time: m[1]!, stream: m[2]!, tag: m[3]!, content: m[4]! };
+    });
+}
+
+async function shimRunNote(t: TestContext, env: CriContainerd, pod: Pod): Promise<{ start: number; delete: number }> {
+  const runs = await countShimRuns(env.shimDir, SHIM_BINARY[pod.handler], [pod.id, ...pod.containers]);
+  t.diagnostic(`containerd ${env.cd.version} ${pod.handler}: ${SHIM_BINARY[pod.handler]} runs for a pod of ${pod.containers.length} containers: start=${runs.start} delete=${runs.delete}`);
+  return runs;
+}
+
+for (const version of selectedVersions()) {
+  describe(`CRI on containerd ${version}`, () => {
+    let env: CriContainerd;
+    before(async () => {
+      env = await startCriContainerd({ version });
+    });
+    after(async () => {
+      await env?.stop();
+    });
+
+    test('CRI answers Version and knows both runtime handlers\' images', TIMEOUT, async () => {
+      const v = await env.client.version();
+      assert.equal(v.runtimeName, 'containerd');
+      assert.equal(v.runtimeApiVersion, 'v1');
+    });
+
+    for (const handler of HANDLERS) {
+      test(`${handler}: RunPodSandbox gives a ready pod with the loopback network; Stop/Remove leave no shim, mount or cgroup`, TIMEOUT, async (t) => {
+        const pod = await runPod(env, handler, uniqueId('sb'));
+        try {
+          const st = await env.client.podSandboxStatus(pod.id, true);
+          assert.equal(st.status?.state, PodSandboxState.SANDBOX_READY);
+          assert.equal(st.status?.runtimeHandler, handler);
+          assert.equal(st.status?.network?.ip, '192.0.2.2');
+          const pausePid = await taskPid(env, pod.id);
+          const pause = await readProc(pausePid);
+          assert.deepEqual(pause?.argv, ['sleep', '2147483647'], 'the pause image runs');
+          const [d, ...more] = await daemons(env);
+          assert.ok(d, 'a shim daemon serves the sandbox');
+          assert.equal(more.length, 0);
+          assert.equal(pause?.ppid, d.pid, 'the pause process is the shim daemon\'s child');
+          const cgroups = await cgroupDirs(pod.cgroupParent);
+          assert.ok(cgroups.some((c) => c.endsWith(`${pod.cgroupParent}/${pod.id}`)), `sandbox cgroup under the pod parent: ${cgroups.join(', ')}`);
+          const inCgroup = await readFile(`/proc/${pausePid}/cgroup`, 'utf8');
+          assert.ok(inCgroup.includes(`${pod.cgroupParent}/${pod.id}`), 'the pause process is in it');
+          const runtime = JSON.parse(st.info.info ?? '{}') as { runtimeType?: string };
+          if (runtime.runtimeType !== undefined) assert.equal(runtime.runtimeType, RUNTIME_TYPE[handler]);
+        } finally {
+          await removePod(env, pod);
+        }
+        await assertNothingLeft(env, pod);
+        await shimRunNote(t, env, pod);
+      });
+
+      test(`${handler}: three containers in one pod share the pod's one shim daemon`, TIMEOUT, async (t) => {
+        const pod = await runPod(env, handler, uniqueId('three'));
+        try {
+          const ids: string[] = [];
+          for (const n of ['a', 'b', 'c']) ids.push(await runContainer(env, pod, n, ['sleep', '600']));
+          for (const id of ids) assert.equal((await env.client.containerStatus(id)).state, ContainerState.CONTAINER_RUNNING);
+          const ds = await daemons(env);
+          assert.equal(ds.length, 1, `one shim daemon for the pod, saw: ${ds.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; ')}`);
+          for (const id of [pod.id, ...ids]) {
+            const p = await readProc(await taskPid(env, id));
+            assert.equal(p?.ppid, ds[0]!.pid, `task ${id} is a child of the pod's daemon`);
+          }
+          const listed = await env.client.listContainers(pod.id);
+          assert.deepEqual(listed.map((c) => c.id).sort(), [...ids].sort());
+        } finally {
+          await removePod(env, pod);
+        }
+        await assertNothingLeft(env, pod);
+        const runs = await shimRunNote(t, env, pod);
+        // Facts of today (the sandbox is always started through the binary; 1.x also starts each container).
+        assert.ok(runs.start >= 1);
+        if (version !== '2.1') assert.equal(runs.start, 4, 'containerd 1.x runs `start` for the sandbox and each container');
+      });
+
+      test(`${handler}: ExecSync returns exit code, stdout and stderr, and enforces its timeout`, TIMEOUT, async () => {
+        const pod = await runPod(env, handler, uniqueId('exec'));
+        try {
+          const id = await runContainer(env, pod, 'main', ['sleep', '600']);
+          const r = await env.client.execSync(id, ['sh', '-c', 'echo to-stdout; echo to-stderr >&2; exit 3']);
+          assert.equal(r.exitCode, 3);
+          assert.equal(r.stdout.toString(), 'to-stdout\n');
+          assert.equal(r.stderr.toString(), 'to-stderr\n');
+          const ok = await env.client.execSync(id, ['true']);
+          assert.equal(ok.exitCode, 0);
+          assert.equal(ok.stdout.length + ok.stderr.length, 0);
+          const big = await env.client.execSync(id, ['sh', '-c', 'head -c 300000 /dev/zero | tr "\\0" x']);
+          assert.equal(big.stdout.length, 300000);
+
+          const began = Date.now();
+          await assert.rejects(env.client.execSync(id, ['sleep', '120'], 2), (err: Error) => /timeout|deadline/i.test(err.message));
+          const took = Date.now() - began;
+          assert.ok(took >= 1_900 && took < 60_000, `timed out after ${took} ms`);
+          // The timed-out process is killed: the container has only its own sleep left.
+          await waitFor(
+            async () => !(await env.client.execSync(id, ['ps', '-o', 'args'])).stdout.toString().includes('sleep 120'),
+            30_000,
+            'the timed-out exec process to be killed',
+          );
+        } finally {
+          await removePod(env, pod);
+        }
+        await assertNothingLeft(env, pod);
+      });
+
+      test(`${handler}: container logs in the CRI format: timestamps, streams, full and partial lines`, TIMEOUT, async () => {
+        const pod = await runPod(env, handler, uniqueId('logs'));
+        try {
+          // A 20000-byte line is longer than CRI's 16 KiB max line: split into P entries then an F.
+          const script = 'echo out-1; echo err-1 >&2; head -c 20000 /dev/zero | tr "\\0" y; echo; printf no-newline-at-end';
+          const id = await runContainer(env, pod, 'logger', ['sh', '-c', script]);
+          const st = await waitFor(async () => {
+            const s = await env.client.containerStatus(id);
+            return s.state === ContainerState.CONTAINER_EXITED ? s : undefined;
+          }, 60_000, 'logger container to exit');
+          assert.equal(st.exitCode, 0);
+          assert.equal(st.logPath, join(pod.logDir, 'logger.log'));
+          // The log is complete once CRI has drained both pipes (it records the exit after that).
+          const entries = parseCriLog(await readFile(st.logPath, 'utf8'));
+          const out = entries.filter((e) => e.stream === 'stdout');
+          const err = entries.filter((e) => e.stream === 'stderr');
+          assert.deepEqual(err.map((e) => [e.tag, e.content]), [['F', 'err-1']]);
+          assert.deepEqual(out[0] && [out[0].tag, out[0].content], ['F', 'out-1']);
+          const long = out.slice(1, -1);
+          assert.ok(long.length >= 2, 'the long line is split');
+          assert.deepEqual(long.map((e) => e.tag), [...long.slice(1).map(() => 'P'), 'F']);
+          assert.equal(long.map((e) => e.content).join(''), 'y'.repeat(20000));
+          assert.deepEqual(out.at(-1) && [out.at(-1)!.tag, out.at(-1)!.content], ['P', 'no-newline-at-end']);
+          for (const e of entries) assert.ok(!Number.isNaN(Date.parse(e.time)), `timestamp ${e.time}`);
+          const times = entries.map((e) => Date.parse(e.time));
+          assert.ok(Math.abs(times[0]! - Date.now()) < 300_000, 'timestamps are now');
+        } finally {
+          await removePod(env, pod);
+        }
+        await assertNothingLeft(env, pod);
+      });
+
+      test(`${handler}: StopContainer: SIGTERM first, SIGKILL after the grace period for a process that ignores it`, TIMEOUT, async () => {
+        const pod = await runPod(env, handler, uniqueId('stop'));
+        try {
+          const polite = await runContainer(env, pod, 'polite', ['sh', '-c', 'trap "exit 0" TERM; echo ready; while :; do sleep 0.2; done']);
+          const stubborn = await runContainer(env, pod, 'stubborn', ['sh', '-c', 'trap "" TERM; echo ready; while :; do sleep 0.2; done']);
+          for (const id of [polite, stubborn]) {
+            await waitFor(async () => (await readFile(join(pod.logDir, (await env.client.containerStatus(id)).metadata!.name + '.log'), 'utf8').catch(() => '')).includes('ready'), 30_000, `${id} ready`);
+          }
+          let began = Date.now();
+          await env.client.stopContainer(polite, 30);
+          const politeTook = Date.now() - began;
+          const p = await env.client.containerStatus(polite);
+          assert.equal(p.state, ContainerState.CONTAINER_EXITED);
+          assert.equal(p.exitCode, 0, 'exited by its TERM trap');
+          assert.ok(politeTook < 25_000, `polite container stopped in ${politeTook} ms, before the grace period`);
+
+          began = Date.now();
+          await env.client.stopContainer(stubborn, 3);
+          const stubbornTook = Date.now() - began;
+          const s = await env.client.containerStatus(stubborn);
+          assert.equal(s.state, ContainerState.CONTAINER_EXITED);
+          assert.equal(s.exitCode, 137, 'killed by SIGKILL');
+          assert.ok(stubbornTook >= 2_500, `waited the grace period (${stubbornTook} ms)`);
+          assert.ok(stubbornTook < 60_000, `then killed (${stubbornTook} ms)`);
+          for (const id of [polite, stubborn]) await env.client.removeContainer(id);
+          assert.deepEqual(await env.client.listContainers(pod.id), []);
+        } finally {
+          await removePod(env, pod);
+        }
+        await assertNothingLeft(env, pod);
+      });
+    }
+  });
+}
