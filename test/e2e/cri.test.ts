@@ -10,6 +10,7 @@ import { readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContainerState, PodSandboxState, type ContainerConfig, type PodSandboxConfig } from '../cri/gen/cri.js';
 import { listTasks, selectedVersions } from '../harness/containerd.js';
+import { CriStream, STDERR, STDOUT, exitCodeOf } from '../harness/cri-stream.js';
 import { CRI_IMAGE, HANDLERS, PAUSE_IMAGE, RUNTIME_TYPE, SHIM_BINARY, countShimRuns, startCriContainerd, type CriContainerd, type Handler, type Init } from '../harness/cri.js';
 import { isAlive, makeTempDir, mountsUnder, readProc, removeDir, signalPid, uniqueId, waitFor, type ProcInfo } from '../harness/util.js';
 
@@ -127,6 +128,24 @@ function parseCriLog(text: string): LogEntry[] {
       assert.ok(m, `CRI log line format: ${JSON.stringify(line.slice(0, 120))}`);
       return { time: m[1]!, stream: m[2]!, tag: m[3]!, content: m[4]! };
     });
+}
+
+/**
+ * Writes `input` until `want` shows in the stream's output. Resize and stdin are served by different goroutines
+ * of the streaming server, so a resize is only known to have landed when the process reports it.
+ */
+async function untilShown(s: CriStream, input: string, want: string): Promise<void> {
+  await waitFor(
+    async () => {
+      s.write(input);
+      return s.until((x) => x.text().includes(want), 1_000, want).then(() => true, () => false);
+    },
+    30_000,
+    `${JSON.stringify(want)} in the output`,
+    0,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; output: ${JSON.stringify(s.text().slice(-400))}`);
+  });
 }
 
 async function shimRunNote(t: TestContext, env: CriContainerd, pod: Pod): Promise<{ start: number; delete: number }> {
@@ -355,6 +374,71 @@ for (const version of selectedVersions()) {
           assert.deepEqual((await daemons(env)).map((d) => d.pid), [daemon.pid]);
           const third = await runContainer(env, pod, 'after', ['sleep', '600']);
           assert.equal((await env.client.containerStatus(third)).state, ContainerState.CONTAINER_RUNNING);
+        } finally {
+          await removePod(env, pod);
+        }
+        await assertNothingLeft(env, pod);
+      });
+
+      test(`${handler}: Exec through the streaming server: tty, resize, exit code; without tty: stdout and stderr apart`, TIMEOUT, async () => {
+        const pod = await runPod(env, handler, uniqueId('sx'));
+        try {
+          const id = await runContainer(env, pod, 'main', ['sleep', '600']);
+          const plain = await CriStream.connect(await env.client.exec({ containerId: id, cmd: ['sh', '-c', 'echo out; echo err >&2; exit 3'], stdout: true, stderr: true }));
+          const plainStatus = await plain.status();
+          assert.equal(exitCodeOf(plainStatus), 3, JSON.stringify(plainStatus));
+          assert.equal(plain.text(STDOUT), 'out\n');
+          assert.equal(plain.text(STDERR), 'err\n');
+
+          const script = 'while read l; do [ "$l" = q ] && exit 5; stty size; done';
+          const url = await env.client.exec({ containerId: id, cmd: ['sh', '-c', script], tty: true, stdin: true, stdout: true, stderr: false });
+          const s = await CriStream.connect(url);
+          try {
+            s.resize(111, 33);
+            await untilShown(s, '\n', '33 111');
+            s.resize(120, 44);
+            await untilShown(s, '\n', '44 120');
+            assert.ok(s.text().includes('\r\n'), 'a terminal (onlcr) wrote the output');
+            s.write('q\n');
+            const st = await s.status();
+            assert.equal(exitCodeOf(st), 5, JSON.stringify(st));
+          } finally {
+            s.close();
+          }
+        } finally {
+          await removePod(env, pod);
+        }
+        await assertNothingLeft(env, pod);
+      });
+
+      test(`${handler}: Attach to a tty container: resize, input, detach and attach again, exit code`, TIMEOUT, async () => {
+        const pod = await runPod(env, handler, uniqueId('sa'));
+        try {
+          const id = await runContainer(env, pod, 'shell', ['sh'], { tty: true, stdin: true });
+          const attach = () => env.client.attach({ containerId: id, stdin: true, tty: true, stdout: true, stderr: false });
+          const first = await CriStream.connect(await attach());
+          try {
+            first.resize(90, 25);
+            await untilShown(first, 'stty size\n', '25 90');
+            first.write('echo attached-$((6*7))\n');
+            await first.until((x) => x.text().includes('attached-42'), 30_000, 'the shell to answer');
+          } finally {
+            first.close();
+          }
+          await first.closed;
+          const second = await CriStream.connect(await attach());
+          try {
+            await untilShown(second, 'echo again-$((2+3))\n', 'again-5');
+            second.write('exit 3\n');
+            await second.status();
+          } finally {
+            second.close();
+          }
+          const st = await waitFor(async () => {
+            const c = await env.client.containerStatus(id);
+            return c.state === ContainerState.CONTAINER_EXITED ? c : undefined;
+          }, 60_000, 'the shell to exit');
+          assert.equal(st.exitCode, 3);
         } finally {
           await removePod(env, pod);
         }

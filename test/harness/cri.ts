@@ -185,6 +185,13 @@ export class CriClient {
   execSync(containerId: string, cmd: string[], timeout = 0): Promise<cri.ExecSyncResponse> {
     return this.rt(this.runtime.execSync, cri.ExecSyncRequest, { containerId, cmd, timeout: BigInt(timeout) }, this.timeoutMs + timeout * 1000);
   }
+  /** The streaming URL for an exec (test/harness/cri-stream.ts connects to it). */
+  async exec(req: Init<cri.ExecRequest>): Promise<string> {
+    return (await this.rt(this.runtime.exec, cri.ExecRequest, req)).url;
+  }
+  async attach(req: Init<cri.AttachRequest>): Promise<string> {
+    return (await this.rt(this.runtime.attach, cri.AttachRequest, req)).url;
+  }
   async imageStatus(image: string): Promise<cri.Image | undefined> {
     const r = await unary(this.images, this.images.imageStatus, make(cri.ImageStatusRequest, { image: { image } }), this.timeoutMs);
     return r.image;
