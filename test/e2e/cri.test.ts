@@ -3,7 +3,7 @@
  * runtime handler `ts` and the reference `runc`, same assertions for both, on every selected containerd.
  * Pods: locally built pause image, loopback-only network, cgroupfs parent per pod (test/harness/cri.ts).
  */
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rmdir } from 'node:fs/promises';
@@ -32,6 +32,15 @@ async function daemons(env: CriContainerd): Promise<ProcInfo[]> {
   return (await env.cd.shimProcesses()).filter((p) => p.argv.at(-1) !== 'start' && p.argv.at(-1) !== 'delete');
 }
 
+/**
+ * Whether a shim daemon process is the handler's shim: ours runs as `node <dist>/containerd-shim-ts-v2.cjs ...`,
+ * or, a warm spare that took the pod, under the title `containerd-shim-ts-v2 -namespace ...`.
+ */
+function servedBy(handler: Handler, p: ProcInfo): boolean {
+  const name = SHIM_BINARY[handler];
+  return p.argv.slice(0, 3).some((a) => a === name || a.endsWith(`/${name}`) || a.endsWith(`/${name}.cjs`));
+}
+
 /** cgroup dirs at or below `path` in every hierarchy (v1: per controller; v2: one). */
 async function cgroupDirs(path: string): Promise<string[]> {
   const roots = existsSync(join(CGROUP_ROOT, 'cgroup.controllers'))
@@ -47,10 +56,22 @@ async function cgroupDirs(path: string): Promise<string[]> {
   return found;
 }
 
+/** Pod cgroup parents not yet removed: a failed test leaves them to afterEach / after (best effort). */
+const cgroupParents = new Set<string>();
+
+async function removeCgroupTrees(): Promise<void> {
+  for (const parent of [...cgroupParents]) {
+    const dirs = await cgroupDirs(parent);
+    for (const d of dirs.reverse()) await rmdir(d).catch(() => undefined);
+    if ((await cgroupDirs(parent)).length === 0) cgroupParents.delete(parent);
+  }
+}
+
 async function runPod(env: CriContainerd, handler: Handler, name: string): Promise<Pod> {
   const uid = uniqueId('uid');
   const logDir = await makeTempDir('crilogs-');
   const cgroupParent = `/shimtest-cri-${uid}`;
+  cgroupParents.add(cgroupParent);
   const config: Init<PodSandboxConfig> = {
     metadata: { name, uid, namespace: 'shimtest', attempt: 0 },
     hostname: name,
@@ -99,6 +120,7 @@ async function assertNothingLeft(env: CriContainerd, pod: Pod): Promise<void> {
   const leaves = dirs.filter((d) => !d.endsWith(pod.cgroupParent));
   assert.deepEqual(leaves, [], 'no container cgroup left under the pod parent');
   for (const d of dirs) await rmdir(d);
+  cgroupParents.delete(pod.cgroupParent);
   const tasks = await listTasks(env.cd);
   assert.deepEqual(tasks.filter((t) => [pod.id, ...pod.containers].includes(t.id)), [], 'no task of the pod in containerd');
 }
@@ -160,8 +182,13 @@ for (const version of selectedVersions()) {
     before(async () => {
       env = await startCriContainerd({ version });
     });
+    afterEach(removeCgroupTrees);
     after(async () => {
-      await env?.stop();
+      try {
+        await env?.stop();
+      } finally {
+        await removeCgroupTrees();
+      }
     });
 
     test('CRI answers Version and knows the pre-imported images (no pull ever)', TIMEOUT, async () => {
@@ -185,6 +212,7 @@ for (const version of selectedVersions()) {
           const [d, ...more] = await daemons(env);
           assert.ok(d, 'a shim daemon serves the sandbox');
           assert.equal(more.length, 0);
+          assert.ok(servedBy(handler, d), `the ${handler} shim serves the pod: ${d.argv.join(' ')}`);
           assert.equal(pause?.ppid, d.pid, 'the pause process is the shim daemon\'s child');
           const cgroups = await cgroupDirs(pod.cgroupParent);
           assert.ok(cgroups.some((c) => c.endsWith(`${pod.cgroupParent}/${pod.id}`)), `sandbox cgroup under the pod parent: ${cgroups.join(', ')}`);
@@ -207,6 +235,7 @@ for (const version of selectedVersions()) {
           for (const id of ids) assert.equal((await env.client.containerStatus(id)).state, ContainerState.CONTAINER_RUNNING);
           const ds = await daemons(env);
           assert.equal(ds.length, 1, `one shim daemon for the pod, saw: ${ds.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; ')}`);
+          assert.ok(servedBy(handler, ds[0]!), `the ${handler} shim: ${ds[0]!.argv.join(' ')}`);
           for (const id of [pod.id, ...ids]) {
             const p = await readProc(await taskPid(env, id));
             assert.equal(p?.ppid, ds[0]!.pid, `task ${id} is a child of the pod's daemon`);
