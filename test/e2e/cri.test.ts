@@ -218,8 +218,14 @@ for (const version of selectedVersions()) {
           assert.ok(cgroups.some((c) => c.endsWith(`${pod.cgroupParent}/${pod.id}`)), `sandbox cgroup under the pod parent: ${cgroups.join(', ')}`);
           const inCgroup = await readFile(`/proc/${pausePid}/cgroup`, 'utf8');
           assert.ok(inCgroup.includes(`${pod.cgroupParent}/${pod.id}`), 'the pause process is in it');
-          const runtime = JSON.parse(st.info.info ?? '{}') as { runtimeType?: string };
-          if (runtime.runtimeType !== undefined) assert.equal(runtime.runtimeType, RUNTIME_TYPE[handler]);
+          const info = JSON.parse(st.info.info ?? '{}') as { runtimeType?: string; pid?: number };
+          assert.equal(info.runtimeType, RUNTIME_TYPE[handler], 'verbose status names the runtime');
+          assert.equal(info.pid, pausePid);
+
+          await env.client.stopPodSandbox(pod.id);
+          assert.equal((await env.client.podSandboxStatus(pod.id)).status?.state, PodSandboxState.SANDBOX_NOTREADY);
+          assert.ok(!(await isAlive(pausePid)), 'the pause process is gone after StopPodSandbox');
+          // removePod stops again: StopPodSandbox must be idempotent (the kubelet calls it more than once).
         } finally {
           await removePod(env, pod);
         }
@@ -242,6 +248,12 @@ for (const version of selectedVersions()) {
           }
           const listed = await env.client.listContainers(pod.id);
           assert.deepEqual(listed.map((c) => c.id).sort(), [...ids].sort());
+          await env.client.stopPodSandbox(pod.id);
+          for (const id of ids) {
+            const c = await env.client.containerStatus(id);
+            assert.equal(c.state, ContainerState.CONTAINER_EXITED, `${id} exited with the pod`);
+            assert.equal(c.exitCode, 137, 'killed');
+          }
         } finally {
           await removePod(env, pod);
         }
