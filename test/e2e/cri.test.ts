@@ -125,6 +125,18 @@ async function assertNothingLeft(env: CriContainerd, pod: Pod): Promise<void> {
   assert.deepEqual(tasks.filter((t) => [pod.id, ...pod.containers].includes(t.id)), [], 'no task of the pod in containerd');
 }
 
+/** Waits until the container's CRI log (<logDir>/<name>.log) contains `text`. */
+async function waitLog(pod: Pod, name: string, text: string): Promise<void> {
+  await waitFor(async () => (await readFile(join(pod.logDir, `${name}.log`), 'utf8').catch(() => '')).includes(text), 30_000, `${name} to log ${text}`);
+}
+
+/** The memory limit file of a container's cgroup (v1: memory.limit_in_bytes, v2: memory.max). */
+async function memoryLimit(pod: Pod, id: string): Promise<string> {
+  const v2 = existsSync(join(CGROUP_ROOT, 'cgroup.controllers'));
+  const file = v2 ? join(CGROUP_ROOT, pod.cgroupParent, id, 'memory.max') : join(CGROUP_ROOT, 'memory', pod.cgroupParent, id, 'memory.limit_in_bytes');
+  return (await readFile(file, 'utf8')).trim();
+}
+
 /** Task pid of a container (or sandbox) id, from containerd. */
 async function taskPid(env: CriContainerd, id: string): Promise<number> {
   const t = (await listTasks(env.cd)).find((x) => x.id === id);
@@ -334,9 +346,7 @@ for (const version of selectedVersions()) {
         try {
           const polite = await runContainer(env, pod, 'polite', ['sh', '-c', 'trap "exit 0" TERM; echo ready; while :; do sleep 0.2; done']);
           const stubborn = await runContainer(env, pod, 'stubborn', ['sh', '-c', 'trap "" TERM; echo ready; while :; do sleep 0.2; done']);
-          for (const id of [polite, stubborn]) {
-            await waitFor(async () => (await readFile(join(pod.logDir, (await env.client.containerStatus(id)).metadata!.name + '.log'), 'utf8').catch(() => '')).includes('ready'), 30_000, `${id} ready`);
-          }
+          for (const name of ['polite', 'stubborn']) await waitLog(pod, name, 'ready');
           let began = Date.now();
           await env.client.stopContainer(polite, 30);
           const politeTook = Date.now() - began;
@@ -387,7 +397,7 @@ for (const version of selectedVersions()) {
         try {
           const leaving = await runContainer(env, pod, 'leaving', ['sh', '-c', 'trap "exit 7" TERM; echo ready; while :; do sleep 0.2; done']);
           const staying = await runContainer(env, pod, 'staying', ['sleep', '600']);
-          await waitFor(async () => (await readFile(join(pod.logDir, 'leaving.log'), 'utf8').catch(() => '')).includes('ready'), 30_000, 'leaving ready');
+          await waitLog(pod, 'leaving', 'ready');
           const pid = await taskPid(env, leaving);
           const [daemon] = await daemons(env);
           assert.ok(daemon);
@@ -480,6 +490,27 @@ for (const version of selectedVersions()) {
             return c.state === ContainerState.CONTAINER_EXITED ? c : undefined;
           }, 60_000, 'the shell to exit');
           assert.equal(st.exitCode, 3);
+        } finally {
+          await removePod(env, pod);
+        }
+        await assertNothingLeft(env, pod);
+      });
+
+      test(`${handler}: ContainerStats reports cpu and memory; UpdateContainerResources changes the memory limit`, TIMEOUT, async () => {
+        const pod = await runPod(env, handler, uniqueId('res'));
+        try {
+          const MiB = 1024 * 1024;
+          const spin = 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo spun; sleep 600';
+          const id = await runContainer(env, pod, 'busy', ['sh', '-c', spin], { linux: { resources: { memoryLimitInBytes: BigInt(128 * MiB) } } });
+          await waitLog(pod, 'busy', 'spun');
+          const stats = await env.client.containerStats(id);
+          assert.equal(stats.attributes?.id, id);
+          assert.ok((stats.cpu?.usageCoreNanoSeconds?.value ?? 0n) > 0n, `cpu usage: ${stats.cpu?.usageCoreNanoSeconds?.value}`);
+          assert.ok((stats.memory?.usageBytes?.value ?? 0n) > 0n, `memory usage: ${stats.memory?.usageBytes?.value}`);
+          assert.equal(await memoryLimit(pod, id), String(128 * MiB));
+          await env.client.updateContainerResources(id, { memoryLimitInBytes: BigInt(64 * MiB) });
+          assert.equal(await memoryLimit(pod, id), String(64 * MiB));
+          assert.equal((await env.client.execSync(id, ['echo', 'fine'])).stdout.toString(), 'fine\n');
         } finally {
           await removePod(env, pod);
         }

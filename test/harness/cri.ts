@@ -181,6 +181,14 @@ export class CriClient {
     if (!r.status) throw new Error(`ContainerStatus ${containerId}: no status`);
     return r.status;
   }
+  async updateContainerResources(containerId: string, linux: Init<cri.LinuxContainerResources>): Promise<void> {
+    await this.rt(this.runtime.updateContainerResources, cri.UpdateContainerResourcesRequest, { containerId, linux });
+  }
+  async containerStats(containerId: string): Promise<cri.ContainerStats> {
+    const r = await this.rt(this.runtime.containerStats, cri.ContainerStatsRequest, { containerId });
+    if (!r.stats) throw new Error(`ContainerStats ${containerId}: no stats`);
+    return r.stats;
+  }
   /** `timeout` in seconds (0: none). */
   execSync(containerId: string, cmd: string[], timeout = 0): Promise<cri.ExecSyncResponse> {
     return this.rt(this.runtime.execSync, cri.ExecSyncRequest, { containerId, cmd, timeout: BigInt(timeout) }, this.timeoutMs + timeout * 1000);
