@@ -25,11 +25,19 @@ interface Pod {
   /** cgroupfs parent of the pod's containers (one dir per controller on cgroup v1). */
   cgroupParent: string;
   containers: string[];
+  /** Mounts under containerd's dirs and shim daemons before the pod: what a failed earlier test left is not ours. */
+  mountsBefore: Set<string>;
+  daemonsBefore: Set<number>;
 }
 
 /** Serve-mode shim daemons of this containerd (not containerd's short-lived start/delete runs). */
 async function daemons(env: CriContainerd): Promise<ProcInfo[]> {
   return (await env.cd.shimProcesses()).filter((p) => p.argv.at(-1) !== 'start' && p.argv.at(-1) !== 'delete');
+}
+
+/** Shim daemons that appeared since the pod was created. */
+async function podDaemons(env: CriContainerd, pod: Pod): Promise<ProcInfo[]> {
+  return (await daemons(env)).filter((p) => !pod.daemonsBefore.has(p.pid));
 }
 
 /**
@@ -56,6 +64,9 @@ async function cgroupDirs(path: string): Promise<string[]> {
   return found;
 }
 
+/** StopPodSandbox failures that a retry fixed (printed at the end of the file). */
+const transientFailures: string[] = [];
+
 /** Pod cgroup parents not yet removed: a failed test leaves them to afterEach / after (best effort). */
 const cgroupParents = new Set<string>();
 
@@ -72,6 +83,8 @@ async function runPod(env: CriContainerd, handler: Handler, name: string): Promi
   const logDir = await makeTempDir('crilogs-');
   const cgroupParent = `/shimtest-cri-${uid}`;
   cgroupParents.add(cgroupParent);
+  const mountsBefore = new Set((await mountsUnder(env.cd.dir)).map((m) => m.mountPoint));
+  const daemonsBefore = new Set((await daemons(env)).map((p) => p.pid));
   const config: Init<PodSandboxConfig> = {
     metadata: { name, uid, namespace: 'shimtest', attempt: 0 },
     hostname: name,
@@ -80,7 +93,7 @@ async function runPod(env: CriContainerd, handler: Handler, name: string): Promi
     linux: { cgroupParent },
   };
   const id = await env.client.runPodSandbox(config, handler);
-  return { id, handler, config, logDir, cgroupParent, containers: [] };
+  return { id, handler, config, logDir, cgroupParent, containers: [], mountsBefore, daemonsBefore };
 }
 
 async function runContainer(env: CriContainerd, pod: Pod, name: string, args: string[], extra: Init<ContainerConfig> = {}): Promise<string> {
@@ -95,9 +108,20 @@ async function runContainer(env: CriContainerd, pod: Pod, name: string, args: st
 }
 
 /** The kubelet's teardown: StopPodSandbox (kills what runs), RemovePodSandbox; then nothing may be left. */
-async function removePod(env: CriContainerd, pod: Pod): Promise<void> {
+async function removePod(env: CriContainerd, pod: Pod, t: TestContext): Promise<void> {
   try {
-    await env.client.stopPodSandbox(pod.id);
+    // As the kubelet: a failed StopPodSandbox is retried (it must be idempotent). Each failure is reported.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await env.client.stopPodSandbox(pod.id);
+        break;
+      } catch (err) {
+        if (attempt === 3) throw err;
+        const msg = `containerd ${env.cd.version} ${pod.handler}: StopPodSandbox failed (attempt ${attempt}, retried as the kubelet does): ${(err as Error).message}`;
+        t.diagnostic(msg);
+        transientFailures.push(msg);
+      }
+    }
     await env.client.removePodSandbox(pod.id);
   } finally {
     await removeDir(pod.logDir);
@@ -107,11 +131,12 @@ async function removePod(env: CriContainerd, pod: Pod): Promise<void> {
 /** What a removed pod must not leave behind: shim processes, mounts under containerd's dirs, cgroups. */
 async function assertNothingLeft(env: CriContainerd, pod: Pod): Promise<void> {
   // The shim exits after answering Shutdown; give it the time a loaded machine needs.
-  await waitFor(async () => (await daemons(env)).length === 0, 30_000, `shim daemons of ${pod.handler} pod gone`).catch(async (e: Error) => {
-    throw new Error(`${e.message}: ${(await daemons(env)).map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; ')}`);
+  const newDaemons = () => podDaemons(env, pod);
+  await waitFor(async () => (await newDaemons()).length === 0, 30_000, `shim daemons of ${pod.handler} pod gone`).catch(async (e: Error) => {
+    throw new Error(`${e.message}: ${(await newDaemons()).map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; ')}`);
   });
   assert.deepEqual(
-    (await mountsUnder(env.cd.dir)).map((m) => m.mountPoint),
+    (await mountsUnder(env.cd.dir)).map((m) => m.mountPoint).filter((m) => !pod.mountsBefore.has(m)),
     [],
     'no mount left under containerd\'s dirs',
   );
@@ -200,6 +225,8 @@ for (const version of selectedVersions()) {
         await env?.stop();
       } finally {
         await removeCgroupTrees();
+        const failures = transientFailures.splice(0);
+        if (failures.length > 0) process.stderr.write(`cri.test: transient failures, retried:\n  ${failures.join('\n  ')}\n`);
       }
     });
 
@@ -221,7 +248,7 @@ for (const version of selectedVersions()) {
           const pausePid = await taskPid(env, pod.id);
           const pause = await readProc(pausePid);
           assert.deepEqual(pause?.argv, ['sleep', '2147483647'], 'the pause image runs');
-          const [d, ...more] = await daemons(env);
+          const [d, ...more] = await podDaemons(env, pod);
           assert.ok(d, 'a shim daemon serves the sandbox');
           assert.equal(more.length, 0);
           assert.ok(servedBy(handler, d), `the ${handler} shim serves the pod: ${d.argv.join(' ')}`);
@@ -239,7 +266,7 @@ for (const version of selectedVersions()) {
           assert.ok(!(await isAlive(pausePid)), 'the pause process is gone after StopPodSandbox');
           // removePod stops again: StopPodSandbox must be idempotent (the kubelet calls it more than once).
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
         await shimRunNote(t, env, pod);
@@ -251,7 +278,7 @@ for (const version of selectedVersions()) {
           const ids: string[] = [];
           for (const n of ['a', 'b', 'c']) ids.push(await runContainer(env, pod, n, ['sleep', '600']));
           for (const id of ids) assert.equal((await env.client.containerStatus(id)).state, ContainerState.CONTAINER_RUNNING);
-          const ds = await daemons(env);
+          const ds = await podDaemons(env, pod);
           assert.equal(ds.length, 1, `one shim daemon for the pod, saw: ${ds.map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; ')}`);
           assert.ok(servedBy(handler, ds[0]!), `the ${handler} shim: ${ds[0]!.argv.join(' ')}`);
           for (const id of [pod.id, ...ids]) {
@@ -267,7 +294,7 @@ for (const version of selectedVersions()) {
             assert.equal(c.exitCode, 137, 'killed');
           }
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
         const runs = await shimRunNote(t, env, pod);
@@ -279,7 +306,7 @@ for (const version of selectedVersions()) {
         else assert.ok(runs.start >= 1 && runs.start <= 4 && runs.delete <= 4, `containerd 2.1, ours: ${JSON.stringify(runs)}`);
       });
 
-      test(`${handler}: ExecSync returns exit code, stdout and stderr, and enforces its timeout`, TIMEOUT, async () => {
+      test(`${handler}: ExecSync returns exit code, stdout and stderr, and enforces its timeout`, TIMEOUT, async (t) => {
         const pod = await runPod(env, handler, uniqueId('exec'));
         try {
           const id = await runContainer(env, pod, 'main', ['sleep', '600']);
@@ -304,12 +331,12 @@ for (const version of selectedVersions()) {
             'the timed-out exec process to be killed',
           );
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
       });
 
-      test(`${handler}: container logs in the CRI format: timestamps, streams, full and partial lines`, TIMEOUT, async () => {
+      test(`${handler}: container logs in the CRI format: timestamps, streams, full and partial lines`, TIMEOUT, async (t) => {
         const pod = await runPod(env, handler, uniqueId('logs'));
         try {
           // A 20000-byte line is longer than CRI's 16 KiB max line: split into P entries then an F.
@@ -336,12 +363,12 @@ for (const version of selectedVersions()) {
           const times = entries.map((e) => Date.parse(e.time));
           assert.ok(Math.abs(times[0]! - Date.now()) < 300_000, 'timestamps are now');
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
       });
 
-      test(`${handler}: StopContainer: SIGTERM first, SIGKILL after the grace period for a process that ignores it`, TIMEOUT, async () => {
+      test(`${handler}: StopContainer: SIGTERM first, SIGKILL after the grace period for a process that ignores it`, TIMEOUT, async (t) => {
         const pod = await runPod(env, handler, uniqueId('stop'));
         try {
           const polite = await runContainer(env, pod, 'polite', ['sh', '-c', 'trap "exit 0" TERM; echo ready; while :; do sleep 0.2; done']);
@@ -366,12 +393,12 @@ for (const version of selectedVersions()) {
           for (const id of [polite, stubborn]) await env.client.removeContainer(id);
           assert.deepEqual(await env.client.listContainers(pod.id), []);
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
       });
 
-      test(`${handler}: a container over its memory limit is reported as OOMKilled`, TIMEOUT, async () => {
+      test(`${handler}: a container over its memory limit is reported as OOMKilled`, TIMEOUT, async (t) => {
         const pod = await runPod(env, handler, uniqueId('oom'));
         try {
           // tail keeps the current line in memory, and /dev/zero has no newline.
@@ -387,19 +414,19 @@ for (const version of selectedVersions()) {
           assert.equal(other.state, ContainerState.CONTAINER_RUNNING);
           assert.equal(other.reason, '');
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
       });
 
-      test(`${handler}: a container that exits while containerd is down is reported EXITED after the restart; the pod still works`, TIMEOUT, async () => {
+      test(`${handler}: a container that exits while containerd is down is reported EXITED after the restart; the pod still works`, TIMEOUT, async (t) => {
         const pod = await runPod(env, handler, uniqueId('rst'));
         try {
           const leaving = await runContainer(env, pod, 'leaving', ['sh', '-c', 'trap "exit 7" TERM; echo ready; while :; do sleep 0.2; done']);
           const staying = await runContainer(env, pod, 'staying', ['sleep', '600']);
           await waitLog(pod, 'leaving', 'ready');
           const pid = await taskPid(env, leaving);
-          const [daemon] = await daemons(env);
+          const [daemon] = await podDaemons(env, pod);
           assert.ok(daemon);
           await env.cd.kill('SIGKILL');
           signalPid(pid, 'SIGTERM');
@@ -422,16 +449,16 @@ for (const version of selectedVersions()) {
           const r = await env.client.execSync(staying, ['echo', 'still-here']);
           assert.equal(r.stdout.toString(), 'still-here\n');
           assert.ok(await isAlive(daemon.pid), 'the same shim daemon serves the pod');
-          assert.deepEqual((await daemons(env)).map((d) => d.pid), [daemon.pid]);
+          assert.deepEqual((await podDaemons(env, pod)).map((d) => d.pid), [daemon.pid]);
           const third = await runContainer(env, pod, 'after', ['sleep', '600']);
           assert.equal((await env.client.containerStatus(third)).state, ContainerState.CONTAINER_RUNNING);
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
       });
 
-      test(`${handler}: Exec through the streaming server: tty, resize, exit code; without tty: stdout and stderr apart`, TIMEOUT, async () => {
+      test(`${handler}: Exec through the streaming server: tty, resize, exit code; without tty: stdout and stderr apart`, TIMEOUT, async (t) => {
         const pod = await runPod(env, handler, uniqueId('sx'));
         try {
           const id = await runContainer(env, pod, 'main', ['sleep', '600']);
@@ -457,12 +484,12 @@ for (const version of selectedVersions()) {
             s.close();
           }
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
       });
 
-      test(`${handler}: Attach to a tty container: resize, input, detach and attach again, exit code`, TIMEOUT, async () => {
+      test(`${handler}: Attach to a tty container: resize, input, detach and attach again, exit code`, TIMEOUT, async (t) => {
         const pod = await runPod(env, handler, uniqueId('sa'));
         try {
           const id = await runContainer(env, pod, 'shell', ['sh'], { tty: true, stdin: true });
@@ -491,12 +518,12 @@ for (const version of selectedVersions()) {
           }, 60_000, 'the shell to exit');
           assert.equal(st.exitCode, 3);
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
       });
 
-      test(`${handler}: ContainerStats reports cpu and memory; UpdateContainerResources changes the memory limit`, TIMEOUT, async () => {
+      test(`${handler}: ContainerStats reports cpu and memory; UpdateContainerResources changes the memory limit`, TIMEOUT, async (t) => {
         const pod = await runPod(env, handler, uniqueId('res'));
         try {
           const MiB = 1024 * 1024;
@@ -512,7 +539,7 @@ for (const version of selectedVersions()) {
           assert.equal(await memoryLimit(pod, id), String(64 * MiB));
           assert.equal((await env.client.execSync(id, ['echo', 'fine'])).stdout.toString(), 'fine\n');
         } finally {
-          await removePod(env, pod);
+          await removePod(env, pod, t);
         }
         await assertNothingLeft(env, pod);
       });
