@@ -246,13 +246,17 @@ for (const version of selectedVersions()) {
           assert.equal(st.status?.runtimeHandler, handler);
           assert.equal(st.status?.network?.ip, '192.0.2.2');
           const pausePid = await taskPid(env, pod.id);
-          const pause = await readProc(pausePid);
-          assert.deepEqual(pause?.argv, ['sleep', '2147483647'], 'the pause image runs');
+          // `runc start` returns when runc init was told to exec: the new program can lag behind on a loaded machine.
+          const pause = await waitFor(async () => {
+            const p = await readProc(pausePid);
+            return p?.argv[0] === 'runc' ? undefined : p;
+          }, 30_000, 'the pause process to exec');
+          assert.deepEqual(pause.argv, ['sleep', '2147483647'], 'the pause image runs');
           const [d, ...more] = await podDaemons(env, pod);
           assert.ok(d, 'a shim daemon serves the sandbox');
           assert.equal(more.length, 0);
           assert.ok(servedBy(handler, d), `the ${handler} shim serves the pod: ${d.argv.join(' ')}`);
-          assert.equal(pause?.ppid, d.pid, 'the pause process is the shim daemon\'s child');
+          assert.equal(pause.ppid, d.pid, 'the pause process is the shim daemon\'s child');
           const cgroups = await cgroupDirs(pod.cgroupParent);
           assert.ok(cgroups.some((c) => c.endsWith(`${pod.cgroupParent}/${pod.id}`)), `sandbox cgroup under the pod parent: ${cgroups.join(', ')}`);
           const inCgroup = await readFile(`/proc/${pausePid}/cgroup`, 'utf8');
