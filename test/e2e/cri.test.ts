@@ -6,7 +6,7 @@
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rmdir } from 'node:fs/promises';
+import { readdir, readFile, realpath, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContainerState, PodSandboxState, type ContainerConfig, type PodSandboxConfig } from '../cri/gen/cri.js';
 import { listTasks, selectedVersions } from '../harness/containerd.js';
@@ -51,9 +51,10 @@ function servedBy(handler: Handler, p: ProcInfo): boolean {
 
 /** cgroup dirs at or below `path` in every hierarchy (v1: per controller; v2: one). */
 async function cgroupDirs(path: string): Promise<string[]> {
+  // v1 hosts often have symlinks (cpu -> cpu,cpuacct): each hierarchy once.
   const roots = existsSync(join(CGROUP_ROOT, 'cgroup.controllers'))
     ? [CGROUP_ROOT]
-    : (await readdir(CGROUP_ROOT)).map((c) => join(CGROUP_ROOT, c));
+    : await Promise.all((await readdir(CGROUP_ROOT)).map((c) => realpath(join(CGROUP_ROOT, c))));
   const found: string[] = [];
   const walk = async (dir: string): Promise<void> => {
     if (!existsSync(dir)) return;
