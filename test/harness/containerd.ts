@@ -147,6 +147,10 @@ export interface StartOptions {
   namespace?: string;
   /** How long to wait for containerd to answer (default 30 s). */
   readyTimeoutMs?: number;
+  /** Keep the CRI plugins (and, on 2.x, the pod sandbox controller) enabled; see test/harness/cri.ts. */
+  enableCri?: boolean;
+  /** TOML appended to the generated config (plugin sections; must not repeat the top-level keys). */
+  extraConfig?: string;
 }
 
 export interface CtrOptions {
@@ -227,10 +231,22 @@ function tomlString(s: string): string {
   return JSON.stringify(s);
 }
 
-/** Plugins we never want: CRI and friends (need network/cni setup), global paths, other snapshotters. */
-function disabledPlugins(version: ContainerdVersion): string[] {
-  const common = [
+/** CRI and what only CRI needs: off unless a test sets up CRI's network and images (test/harness/cri.ts). */
+function criPlugins(version: ContainerdVersion): string[] {
+  if (version !== '2.1') return ['io.containerd.grpc.v1.cri'];
+  return [
     'io.containerd.grpc.v1.cri',
+    'io.containerd.cri.v1.images',
+    'io.containerd.cri.v1.runtime',
+    'io.containerd.podsandbox.controller.v1.podsandbox', // CRI's pause-container sandboxes
+    'io.containerd.grpc.v1.sandbox-controllers', // needs podsandbox
+  ];
+}
+
+/** Plugins we never want: global paths, other snapshotters; CRI unless asked for. */
+function disabledPlugins(version: ContainerdVersion, enableCri: boolean): string[] {
+  const common = [
+    ...(enableCri ? [] : criPlugins(version)),
     'io.containerd.snapshotter.v1.aufs',
     'io.containerd.snapshotter.v1.btrfs',
     'io.containerd.snapshotter.v1.devmapper',
@@ -244,16 +260,15 @@ function disabledPlugins(version: ContainerdVersion): string[] {
   if (version !== '2.1') return common;
   return [
     ...common,
-    'io.containerd.cri.v1.images',
-    'io.containerd.cri.v1.runtime',
-    'io.containerd.podsandbox.controller.v1.podsandbox', // CRI's pause-container sandboxes
-    'io.containerd.grpc.v1.sandbox-controllers', // needs podsandbox
     'io.containerd.snapshotter.v1.erofs',
     'io.containerd.differ.v1.erofs',
   ];
 }
 
-function configToml(version: ContainerdVersion, p: { root: string; state: string; tmp: string; address: string; ttrpcAddress: string; level: string }): string {
+function configToml(
+  version: ContainerdVersion,
+  p: { root: string; state: string; tmp: string; address: string; ttrpcAddress: string; level: string; enableCri: boolean; extra: string },
+): string {
   // The top-level keys and sections we use are the same in v2 (1.6/1.7) and v3 (2.x) configs.
   return [
     `version = ${version === '2.1' ? 3 : 2}`,
@@ -261,7 +276,7 @@ function configToml(version: ContainerdVersion, p: { root: string; state: string
     `state = ${tomlString(p.state)}`,
     `temp = ${tomlString(p.tmp)}`,
     `oom_score = 0`,
-    `disabled_plugins = [${disabledPlugins(version).map(tomlString).join(', ')}]`,
+    `disabled_plugins = [${disabledPlugins(version, p.enableCri).map(tomlString).join(', ')}]`,
     '',
     '[grpc]',
     `  address = ${tomlString(p.address)}`,
@@ -280,6 +295,7 @@ function configToml(version: ContainerdVersion, p: { root: string; state: string
           '',
         ]
       : []),
+    p.extra,
   ].join('\n');
 }
 
@@ -328,7 +344,16 @@ class ContainerdInstance implements Containerd {
     await Promise.all([mkdir(this.root), mkdir(this.state), mkdir(join(this.dir, 'tmp'))]);
     await writeFile(
       this.configFile,
-      configToml(this.version, { root: this.root, state: this.state, tmp: join(this.dir, 'tmp'), address: this.address, ttrpcAddress: this.ttrpcAddress, level }),
+      configToml(this.version, {
+        root: this.root,
+        state: this.state,
+        tmp: join(this.dir, 'tmp'),
+        address: this.address,
+        ttrpcAddress: this.ttrpcAddress,
+        level,
+        enableCri: this.opts.enableCri ?? false,
+        extra: this.opts.extraConfig ?? '',
+      }),
     );
     // Lets cleanupStale() recognise an instance whose test process died without stop().
     await writeFile(join(this.dir, OWNER_FILE), JSON.stringify({ pid: process.pid, version: this.version, namespace: this.namespace }));

@@ -143,23 +143,32 @@ function json(value: unknown): Buffer {
  */
 const building = new Map<string, Promise<BuiltImage>>();
 
-export function buildBusyboxImage(ref = DEFAULT_IMAGE): Promise<BuiltImage> {
+export interface ImageOptions {
+  /** The image config's Cmd (default ['sh']); e.g. a pause image: ['sleep', '2147483647']. */
+  cmd?: string[];
+}
+
+export function buildBusyboxImage(ref = DEFAULT_IMAGE, opts: ImageOptions = {}): Promise<BuiltImage> {
   // Concurrent callers in one process share one build.
-  let p = building.get(ref);
+  const cmd = opts.cmd ?? ['sh'];
+  const key = JSON.stringify([ref, cmd]);
+  let p = building.get(key);
   if (!p) {
-    p = buildBusyboxImageOnce(ref);
-    building.set(ref, p);
-    p.catch(() => building.delete(ref));
+    p = buildBusyboxImageOnce(ref, cmd);
+    building.set(key, p);
+    p.catch(() => building.delete(key));
   }
   return p;
 }
 
-async function buildBusyboxImageOnce(ref: string): Promise<BuiltImage> {
+async function buildBusyboxImageOnce(ref: string, cmd: string[]): Promise<BuiltImage> {
   const bbPath = busyboxPath();
   const busybox = await readFile(bbPath);
   if (isDynamicElf(busybox)) throw new Error(`${bbPath} is dynamically linked; the image needs busybox-static`);
   const platform = hostPlatform();
-  const key = sha256(`${FORMAT}\0${ref}\0${platform.architecture}\0${sha256(busybox)}`).slice(0, 20);
+  // The default Cmd keeps the key it always had (cached tarballs stay valid).
+  const cmdKey = cmd.length === 1 && cmd[0] === 'sh' ? '' : `\0${JSON.stringify(cmd)}`;
+  const key = sha256(`${FORMAT}\0${ref}\0${platform.architecture}\0${sha256(busybox)}${cmdKey}`).slice(0, 20);
   const cacheDir = join(repoRoot(), '.cache', 'images');
   const tarball = join(cacheDir, `busybox-${key}.tar`);
   const metaFile = tarball + '.json';
@@ -175,7 +184,7 @@ async function buildBusyboxImageOnce(ref: string): Promise<BuiltImage> {
     os: platform.os,
     config: {
       Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
-      Cmd: ['sh'],
+      Cmd: cmd,
       WorkingDir: '/',
     },
     rootfs: { type: 'layers', diff_ids: [diffId] },
@@ -229,8 +238,8 @@ async function buildBusyboxImageOnce(ref: string): Promise<BuiltImage> {
  * Imports the busybox image into `cd` (default namespace) and makes sure it is unpacked into the
  * overlayfs snapshotter, so `ctr run <ref>` works. Returns the image facts.
  */
-export async function importImage(cd: Containerd, ref = DEFAULT_IMAGE, namespace?: string): Promise<BuiltImage> {
-  const img = await buildBusyboxImage(ref);
+export async function importImage(cd: Containerd, ref = DEFAULT_IMAGE, namespace?: string, opts: ImageOptions = {}): Promise<BuiltImage> {
+  const img = await buildBusyboxImage(ref, opts);
   // Same flags on 1.6, 1.7 and 2.x; 2.x imports through the transfer service and unpacks there too.
   await cd.ctr(['images', 'import', '--platform', img.platform, '--snapshotter', 'overlayfs', img.tarball], { namespace, timeoutMs: 120_000 });
   // A single-layer image's chain id is its diff id: the snapshot exists once unpacked.
