@@ -2,68 +2,491 @@
  * Docker on our shim: a private dockerd (test/harness/docker.ts) on a private containerd, driven by the docker
  * CLI of the same version. dockerd 20.10 (Debian 12) runs io.containerd.runc.v2 tasks and gets our shim as a
  * drop-in (`containerd-shim-runc-v2` first in containerd's PATH); dockerd 28 (Debian sid) names it in
- * daemon.json (`runtimes: {ts: {runtimeType: io.containerd.ts.v2}}`, `docker run --runtime ts`) next to the
- * reference (`--runtime runc`). Images are loaded with `docker load`, never pulled; containers have no network.
+ * daemon.json (`runtimes: {ts: {runtimeType: io.containerd.ts.v2}}`, `docker run --runtime ts`), and every case
+ * runs there against the reference too (`--runtime runc`, containerd's own containerd-shim-runc-v2). Images are
+ * loaded with `docker load`, never pulled; containers run with --network none.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { spawn as ptySpawn, type IPty } from 'node-pty';
 import { shimBinDir, startContainerd, type Containerd } from '../harness/containerd.js';
-import { containerdFor, dropInShimDir, selectedDockerVersions, startDockerd, type Dockerd, type DockerVersion } from '../harness/docker.js';
-import { uniqueId } from '../harness/util.js';
+import {
+  containerdFor,
+  dropInShimDir,
+  hostPathsDockerdMayTouch,
+  selectedDockerVersions,
+  startDockerd,
+  type Dockerd,
+  type DockerVersion,
+} from '../harness/docker.js';
+import { isAlive, listProcesses, sleep, uniqueId, waitFor, type ExecOptions, type ExecResult } from '../harness/util.js';
 
 const TIMEOUT = { timeout: 180_000 };
 
-interface Setup {
-  cd: Containerd;
-  dockerd: Dockerd;
-  image: string;
-  /** `docker run` flags that put a container on our shim. */
-  runtimeArgs: string[];
+/** The memory and freezer controllers: v1 hierarchies when mounted (hybrid), else the unified one. */
+const CGROUP_V1 = existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes');
+
+interface RuntimeCase {
+  /** Label in test names. */
+  label: string;
+  /** `docker run` flags that select it. */
+  args: string[];
+  /** Our shim (else the reference). */
+  ours: boolean;
 }
 
-async function setUp(version: DockerVersion): Promise<Setup> {
-  const cd = await startContainerd({
-    version: containerdFor(version),
-    shimDirs: version === '20.10' ? [dropInShimDir(), shimBinDir()] : [shimBinDir()],
-  });
-  try {
-    const dockerd = await startDockerd({
-      version,
-      containerd: cd,
-      runtimes: version === '20.10' ? undefined : { ts: { runtimeType: 'io.containerd.ts.v2' } },
+function runtimesFor(version: DockerVersion): RuntimeCase[] {
+  if (version === '20.10') return [{ label: 'ts (drop-in for io.containerd.runc.v2)', args: [], ours: true }];
+  return [
+    { label: 'ts (runtimeType io.containerd.ts.v2)', args: ['--runtime', 'ts'], ours: true },
+    { label: 'reference runc', args: ['--runtime', 'runc'], ours: false },
+  ];
+}
+
+/** The docker CLI on a fresh pseudo-terminal, as a user would run it. */
+class DockerPty {
+  readonly pty: IPty;
+  #out = '';
+  #done = false;
+  readonly exited: Promise<{ exitCode: number; signal?: number }>;
+
+  constructor(d: Dockerd, args: string[], cols = 100, rows = 40) {
+    this.pty = ptySpawn(d.binaries.docker, args, { name: 'xterm', cols, rows, cwd: '/', env: { ...d.cliEnv, TERM: 'xterm' } as Record<string, string> });
+    this.pty.onData((data) => {
+      this.#out += data;
     });
-    const image = await dockerd.loadImage();
-    return { cd, dockerd, image, runtimeArgs: version === '20.10' ? [] : ['--runtime', 'ts'] };
-  } catch (err) {
-    await cd.stop().catch(() => undefined);
-    throw err;
+    this.exited = new Promise((resolve) =>
+      this.pty.onExit((e) => {
+        this.#done = true;
+        resolve(e);
+      }),
+    );
+  }
+
+  /** Everything received, line ends as \n, without the CSI sequences (busybox sh asks for the cursor position). */
+  text(): string {
+    return this.#out.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r+\n/g, '\n');
+  }
+
+  write(s: string): void {
+    this.pty.write(s);
+  }
+
+  async expect(re: RegExp, what: string, from = 0, timeoutMs = 20_000): Promise<RegExpMatchArray> {
+    try {
+      return await waitFor(() => this.text().slice(from).match(re) ?? undefined, timeoutMs, what);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; output so far: ${JSON.stringify(this.text().slice(-300))}`);
+    }
+  }
+
+  /** Types `stty size` until the shell answers `want` (a resize reaches the container asynchronously). */
+  async sizeBecomes(want: string): Promise<void> {
+    await waitFor(
+      async () => {
+        const from = this.text().length;
+        this.write('stty size\r');
+        const m = await this.expect(/(\d+ \d+)\n/, 'stty size', from, 5000);
+        return m[1] === want;
+      },
+      30_000,
+      `stty size to be ${want}; output so far: ${JSON.stringify(this.text().slice(-300))}`,
+    );
+  }
+
+  async exit(timeoutMs = 30_000): Promise<{ exitCode: number; signal?: number }> {
+    const e = await Promise.race([this.exited, sleep(timeoutMs).then(() => undefined)]);
+    if (!e) throw new Error(`docker CLI did not exit; output: ${JSON.stringify(this.text().slice(-300))}`);
+    return e;
+  }
+
+  async kill(): Promise<void> {
+    if (this.#done) return;
+    this.pty.kill('SIGKILL');
+    await Promise.race([this.exited, sleep(5000)]);
   }
 }
 
+/** A long-running CLI command (e.g. `docker logs -f`) whose output is watched while it runs. */
+function follow(d: Dockerd, args: string[]): { output: () => string; exited: Promise<number | null>; kill: () => void } {
+  const child = spawn(d.binaries.docker, args, { env: d.cliEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  return { output: () => out, exited, kill: () => child.kill('SIGKILL') };
+}
+
+/** Snapshot of which host paths exist, to show that a dockerd of ours added none. */
+function hostPathsPresent(): string[] {
+  return hostPathsDockerdMayTouch().filter((p) => existsSync(p));
+}
+
 for (const version of selectedDockerVersions()) {
-  describe(`docker ${version} on our shim`, () => {
-    let s: Setup;
+  describe(`docker ${version} on a private containerd ${containerdFor(version)}`, () => {
+    let cd: Containerd;
+    let dockerd: Dockerd;
+    let image: string;
+    let stopped = false;
+    let hostBefore: string[] = [];
+    const t0 = Date.now();
+
     before(async () => {
-      s = await setUp(version);
+      hostBefore = hostPathsPresent();
+      cd = await startContainerd({
+        version: containerdFor(version),
+        shimDirs: version === '20.10' ? [dropInShimDir(), shimBinDir()] : [shimBinDir()],
+      });
+      dockerd = await startDockerd({
+        version,
+        containerd: cd,
+        runtimes: version === '20.10' ? undefined : { ts: { runtimeType: 'io.containerd.ts.v2' } },
+      });
+      image = await dockerd.loadImage();
+      console.log(`dockerd ${dockerd.serverVersion} on containerd ${cd.serverVersion}: up in ${Date.now() - t0} ms`);
     });
     after(async () => {
+      if (stopped) return;
       try {
-        await s?.dockerd.stop();
+        await dockerd?.stop();
       } finally {
-        await s?.cd.stop();
+        await cd?.stop();
       }
     });
 
-    const run = (args: string[], opts = {}) => s.dockerd.docker(['run', '--network', 'none', ...s.runtimeArgs, ...args], opts);
+    const docker = (args: string[], opts?: ExecOptions): Promise<ExecResult> => dockerd.docker(args, opts);
+    const inspect = async (name: string, format: string): Promise<string> => (await docker(['inspect', '-f', format, name])).stdout.trim();
+    const remove = (name: string) => docker(['rm', '-f', name], { allowFail: true });
 
-    test('run: output and exit code', TIMEOUT, async () => {
-      const name = uniqueId('run');
-      const r = await run(['--name', name, s.image, 'sh', '-c', 'echo hello; exit 7'], { allowFail: true });
-      assert.equal(r.code, 7, r.stderr);
-      assert.equal(r.stdout, 'hello\n');
-      const code = await s.dockerd.docker(['inspect', '-f', '{{.State.ExitCode}}', name]);
-      assert.equal(code.stdout.trim(), '7');
-      await s.dockerd.docker(['rm', name]);
+    /** The shim process serving container `id` (full id): its pid and whether its executable is node (ours). */
+    async function shimOf(id: string): Promise<{ pid: number; exe: string }> {
+      const p = await waitFor(
+        async () =>
+          (await cd.shimProcesses()).find((x) => {
+            const i = x.argv.indexOf('-id');
+            return i >= 0 && x.argv[i + 1] === id;
+          }),
+        10_000,
+        `the shim of ${id}`,
+      );
+      return { pid: p.pid, exe: await readlink(`/proc/${p.pid}/exe`) };
+    }
+
+    /** A v1 controller file (hybrid host) or the unified file of the container's cgroup. */
+    function cgroupFile(controller: string, id: string, v1File: string, v2File: string): string {
+      return CGROUP_V1 ? join('/sys/fs/cgroup', controller, dockerd.cgroupParent, id, v1File) : join('/sys/fs/cgroup', dockerd.cgroupParent, id, v2File);
+    }
+
+    /** A host dir bind-mounted at /sig: the test signals the container by creating files there. */
+    async function signalDir(name: string): Promise<string> {
+      const dir = join(dockerd.dir, `sig-${name}`);
+      await mkdir(dir);
+      return dir;
+    }
+
+    /** Script for a container that says `before`, then `during` once /sig/go1 exists, then `after` and exits 4 once /sig/go2 exists. */
+    const STAGED = 'echo before; until [ -e /sig/go1 ]; do sleep 0.1; done; echo during; touch /sig/said-during; until [ -e /sig/go2 ]; do sleep 0.1; done; echo after; exit 4';
+
+    for (const rt of runtimesFor(version)) {
+      const run = (args: string[], opts?: ExecOptions) => docker(['run', '--network', 'none', ...rt.args, ...args], opts);
+
+      test(`${rt.label}: run prints and exits with the container's code; the task is on the expected shim`, TIMEOUT, async () => {
+        const name = uniqueId('run');
+        try {
+          const r = await run(['--name', name, image, 'sh', '-c', 'echo hello; echo oops >&2; exit 7'], { allowFail: true });
+          assert.equal(r.code, 7, r.stderr);
+          assert.equal(r.stdout, 'hello\n');
+          assert.equal(r.stderr, 'oops\n');
+          assert.equal(await inspect(name, '{{.State.ExitCode}}'), '7');
+          // While running: whose shim serves it.
+          await docker(['start', name]);
+          const busy = uniqueId('busy');
+          await run(['-d', '--name', busy, image, 'sleep', '600']);
+          const id = await inspect(busy, '{{.Id}}');
+          const shim = await shimOf(id);
+          if (rt.ours) assert.match(shim.exe, /\/node$/, `shim ${shim.pid} of ${id} is ${shim.exe}, not our Node shim`);
+          else assert.match(shim.exe, /containerd-shim-runc-v2$/);
+          await remove(busy);
+        } finally {
+          await remove(name);
+        }
+      });
+
+      test(`${rt.label}: run -i passes stdin through to EOF`, TIMEOUT, async () => {
+        const input = Array.from({ length: 2000 }, (_, i) => `line ${i}`).join('\n') + '\n';
+        const r = await run(['--rm', '-i', image, 'sh', '-c', 'wc -l; echo done'], { input });
+        assert.equal(r.stdout.replace(/ +/g, ''), '2000\ndone\n');
+        const r2 = await run(['--rm', '-i', image, 'cat'], { input });
+        assert.equal(r2.stdout, input);
+      });
+
+      test(`${rt.label}: run -it gets a tty of the client's size and follows a resize; exit code through the tty`, TIMEOUT, async () => {
+        const name = uniqueId('tty');
+        const c = new DockerPty(dockerd, ['run', '-it', '--name', name, '--network', 'none', ...rt.args, image, 'sh'], 100, 40);
+        try {
+          await c.expect(/# $/, 'shell prompt');
+          c.write('[ -t 0 ] && [ -t 1 ] && echo "IS-A-""TTY"\r');
+          await c.expect(/IS-A-TTY\n/, 'stdin and stdout are a tty');
+          await c.sizeBecomes('40 100');
+          c.pty.resize(120, 50);
+          await c.sizeBecomes('50 120');
+          c.write('exit 3\r');
+          assert.equal((await c.exit()).exitCode, 3, c.text().slice(-300));
+          assert.equal(await inspect(name, '{{.State.ExitCode}}'), '3');
+        } finally {
+          await c.kill();
+          await remove(name);
+        }
+      });
+
+      test(`${rt.label}: exec -it gets its own tty, follows a resize, exits with its code`, TIMEOUT, async () => {
+        const name = uniqueId('exec');
+        await run(['-d', '--name', name, image, 'sleep', '600']);
+        const c = new DockerPty(dockerd, ['exec', '-it', name, 'sh'], 90, 30);
+        try {
+          await c.expect(/# $/, 'shell prompt');
+          await c.sizeBecomes('30 90');
+          c.pty.resize(132, 43);
+          await c.sizeBecomes('43 132');
+          c.write('exit 5\r');
+          assert.equal((await c.exit()).exitCode, 5, c.text().slice(-300));
+          assert.equal(await inspect(name, '{{.State.Running}}'), 'true');
+        } finally {
+          await c.kill();
+          await remove(name);
+        }
+      });
+
+      test(`${rt.label}: logs -f follows new output and ends when the container exits`, TIMEOUT, async () => {
+        const name = uniqueId('logs');
+        const sig = await signalDir(name);
+        await run(['-d', '--name', name, '-v', `${sig}:/sig`, image, 'sh', '-c', STAGED]);
+        const f = follow(dockerd, ['logs', '-f', name]);
+        try {
+          await waitFor(() => f.output() === 'before\n', 20_000, `logs -f to show "before"; got ${JSON.stringify(f.output())}`);
+          await writeFile(join(sig, 'go1'), '');
+          await waitFor(() => f.output() === 'before\nduring\n', 20_000, `logs -f to show "during"; got ${JSON.stringify(f.output())}`);
+          await writeFile(join(sig, 'go2'), '');
+          const code = await Promise.race([f.exited, sleep(30_000).then(() => 'timeout')]);
+          assert.equal(code, 0, `logs -f ended with ${String(code)}; output ${JSON.stringify(f.output())}`);
+          assert.equal(f.output(), 'before\nduring\nafter\n');
+          assert.equal(await inspect(name, '{{.State.ExitCode}}'), '4');
+        } finally {
+          f.kill();
+          await remove(name);
+        }
+      });
+
+      test(`${rt.label}: detach keys leave the container running; attach reaches it again; its exit ends attach`, TIMEOUT, async () => {
+        const name = uniqueId('attach');
+        try {
+          await detachAttach(name);
+        } finally {
+          await remove(name);
+        }
+      });
+
+      async function detachAttach(name: string): Promise<void> {
+        const c = new DockerPty(dockerd, ['run', '-it', '--name', name, '--network', 'none', ...rt.args, image, 'sh']);
+        try {
+          await c.expect(/# $/, 'shell prompt');
+          c.write('echo first-""session\r');
+          await c.expect(/first-session\n/, 'echo in the first session');
+          c.write('\x10\x11'); // the default detach keys: ctrl-p ctrl-q
+          const e = await c.exit();
+          assert.equal(e.exitCode, 0, `docker run after detaching: ${JSON.stringify(c.text().slice(-200))}`);
+          assert.equal(await inspect(name, '{{.State.Running}}'), 'true');
+        } finally {
+          await c.kill();
+        }
+        const a = new DockerPty(dockerd, ['attach', '--detach-keys', 'ctrl-x,y', name]);
+        try {
+          await waitFor(async () => {
+            const from = a.text().length;
+            a.write('echo second-""session\r');
+            await a.expect(/second-session\n/, 'echo after attach', from, 3000);
+            return true;
+          }, 30_000, 'attach to reach the shell');
+          a.write('\x18y');
+          await a.exit();
+          assert.equal(await inspect(name, '{{.State.Running}}'), 'true');
+        } finally {
+          await a.kill();
+        }
+        const b = new DockerPty(dockerd, ['attach', name]);
+        try {
+          await waitFor(async () => {
+            const from = b.text().length;
+            b.write('echo third-""session\r');
+            await b.expect(/third-session\n/, 'echo after attach', from, 3000);
+            return true;
+          }, 30_000, 'attach to reach the shell');
+          b.write('exit 6\r');
+          assert.equal((await b.exit()).exitCode, 6, b.text().slice(-300));
+          assert.equal(await inspect(name, '{{.State.ExitCode}}'), '6');
+        } finally {
+          await b.kill();
+        }
+      }
+
+      test(`${rt.label}: stop delivers SIGTERM (trapped: its exit code); kill SIGKILLs (137); kill -s delivers the signal`, TIMEOUT, async () => {
+        const trapper = uniqueId('stop');
+        const sleeper = uniqueId('kill');
+        try {
+          await run(['-d', '--name', trapper, image, 'sh', '-c', 'trap "echo got-USR1" USR1; trap "echo got-TERM; exit 3" TERM; echo ready; while true; do sleep 0.1; done']);
+          await waitFor(async () => (await docker(['logs', trapper])).stdout.includes('ready'), 20_000, 'trapper ready');
+          await docker(['kill', '-s', 'USR1', trapper]);
+          await waitFor(async () => (await docker(['logs', trapper])).stdout.includes('got-USR1'), 20_000, 'USR1 handled');
+          await docker(['stop', '-t', '60', trapper], { timeoutMs: 90_000 });
+          assert.equal(await inspect(trapper, '{{.State.ExitCode}}'), '3');
+          assert.match((await docker(['logs', trapper])).stdout, /got-TERM\n$/);
+
+          await run(['-d', '--name', sleeper, image, 'sleep', '600']);
+          const pid = Number(await inspect(sleeper, '{{.State.Pid}}'));
+          await docker(['kill', sleeper]);
+          await waitFor(async () => (await inspect(sleeper, '{{.State.Running}}')) === 'false', 20_000, 'killed');
+          assert.equal(await inspect(sleeper, '{{.State.ExitCode}}'), '137');
+          assert.equal(await isAlive(pid), false);
+        } finally {
+          await remove(trapper);
+          await remove(sleeper);
+        }
+      });
+
+      test(`${rt.label}: pause freezes the container's cgroup, unpause thaws it`, TIMEOUT, async () => {
+        const name = uniqueId('pause');
+        try {
+          await run(['-d', '--name', name, image, 'sleep', '600']);
+          const id = await inspect(name, '{{.Id}}');
+          await docker(['pause', name]);
+          assert.equal(await inspect(name, '{{.State.Status}}'), 'paused');
+          const state = cgroupFile('freezer', id, 'freezer.state', 'cgroup.freeze');
+          assert.equal((await readFile(state, 'utf8')).trim(), CGROUP_V1 ? 'FROZEN' : '1');
+          const r = await docker(['exec', name, 'true'], { allowFail: true });
+          assert.notEqual(r.code, 0, 'exec into a paused container must fail');
+          await docker(['unpause', name]);
+          assert.equal(await inspect(name, '{{.State.Status}}'), 'running');
+          assert.equal((await readFile(state, 'utf8')).trim(), CGROUP_V1 ? 'THAWED' : '0');
+          await docker(['exec', name, 'true']);
+        } finally {
+          await remove(name);
+        }
+      });
+
+      test(`${rt.label}: update --memory changes the cgroup's limit`, TIMEOUT, async () => {
+        const name = uniqueId('update');
+        try {
+          await run(['-d', '--name', name, '--memory', '64m', '--memory-swap', '128m', image, 'sleep', '600']);
+          const id = await inspect(name, '{{.Id}}');
+          const limit = cgroupFile('memory', id, 'memory.limit_in_bytes', 'memory.max');
+          assert.equal((await readFile(limit, 'utf8')).trim(), String(64 * 1024 * 1024));
+          await docker(['update', '--memory', '96m', '--memory-swap', '192m', name]);
+          assert.equal((await readFile(limit, 'utf8')).trim(), String(96 * 1024 * 1024));
+          assert.equal(await inspect(name, '{{.HostConfig.Memory}}'), String(96 * 1024 * 1024));
+        } finally {
+          await remove(name);
+        }
+      });
+
+      test(`${rt.label}: restart=always restarts an exiting container`, TIMEOUT, async () => {
+        const name = uniqueId('always');
+        try {
+          await run(['-d', '--name', name, '--restart', 'always', image, 'sh', '-c', 'echo run; sleep 0.5; exit 1']);
+          await waitFor(async () => Number(await inspect(name, '{{.RestartCount}}')) >= 2, 90_000, 'two restarts', 200);
+          // Each run's output reaches the logs (the count is raised before the new run has printed).
+          const runs = async () => (await docker(['logs', name])).stdout.split('\n').filter((l) => l === 'run').length;
+          await waitFor(async () => (await runs()) >= 3, 30_000, 'three runs in the logs', 200);
+        } finally {
+          await remove(name);
+        }
+      });
+
+      test(`${rt.label}: a container over its memory limit is OOM-killed: exit 137, State.OOMKilled true`, TIMEOUT, async () => {
+        const name = uniqueId('oom');
+        try {
+          const r = await run(['--name', name, '--memory', '32m', '--memory-swap', '32m', image, 'tail', '/dev/zero'], { allowFail: true, timeoutMs: 120_000 });
+          assert.equal(r.code, 137, r.stderr);
+          assert.equal(await inspect(name, '{{.State.ExitCode}}'), '137');
+          assert.equal(await inspect(name, '{{.State.OOMKilled}}'), 'true');
+        } finally {
+          await remove(name);
+        }
+      });
+
+      test(`${rt.label}: live-restore: the container outlives a dockerd SIGKILL; its output and exit are seen after dockerd restarts`, TIMEOUT, async () => {
+        const name = uniqueId('live');
+        const sig = await signalDir(name);
+        try {
+          await run(['-d', '--name', name, '-v', `${sig}:/sig`, image, 'sh', '-c', STAGED]);
+          const pid = Number(await inspect(name, '{{.State.Pid}}'));
+          await waitFor(async () => (await docker(['logs', name])).stdout === 'before\n', 20_000, '"before" logged');
+          await dockerd.kill('SIGKILL');
+          // While dockerd is down the container runs on and writes.
+          await writeFile(join(sig, 'go1'), '');
+          await waitFor(() => existsSync(join(sig, 'said-during')), 20_000, 'the container to go on while dockerd is down');
+          assert.equal(await isAlive(pid), true);
+          await dockerd.start();
+          assert.equal(await inspect(name, '{{.State.Running}}'), 'true');
+          assert.equal(Number(await inspect(name, '{{.State.Pid}}')), pid);
+          await writeFile(join(sig, 'go2'), '');
+          await waitFor(async () => (await inspect(name, '{{.State.Running}}')) === 'false', 30_000, 'the exit to reach the restarted dockerd');
+          assert.equal(await inspect(name, '{{.State.ExitCode}}'), '4');
+          await waitFor(async () => (await docker(['logs', name])).stdout === 'before\nduring\nafter\n', 10_000, 'all output in the logs');
+        } finally {
+          await remove(name);
+        }
+      });
+
+      test(`${rt.label}: containerd SIGKILLed with containers running: they survive, dockerd reconnects, exec/exit work`, TIMEOUT, async () => {
+        const name = uniqueId('cdkill');
+        const sig = await signalDir(name);
+        try {
+          await run(['-d', '--name', name, '-v', `${sig}:/sig`, image, 'sh', '-c', STAGED]);
+          const pid = Number(await inspect(name, '{{.State.Pid}}'));
+          const id = await inspect(name, '{{.Id}}');
+          const shim = await shimOf(id);
+          await waitFor(async () => (await docker(['logs', name])).stdout === 'before\n', 20_000, '"before" logged');
+          await cd.restart();
+          assert.equal(await isAlive(pid), true, 'the container died with containerd');
+          assert.equal(await isAlive(shim.pid), true, 'the shim died with containerd');
+          // dockerd reconnects on its own; exec goes dockerd → containerd → shim.
+          const r = await waitFor(async () => {
+            const x = await docker(['exec', name, 'echo', 'exec-ok'], { allowFail: true });
+            return x.code === 0 ? x : undefined;
+          }, 60_000, 'docker exec to work after containerd restarted');
+          assert.equal(r.stdout, 'exec-ok\n');
+          await writeFile(join(sig, 'go1'), '');
+          await writeFile(join(sig, 'go2'), '');
+          await waitFor(async () => (await inspect(name, '{{.State.Running}}')) === 'false', 30_000, 'the exit to reach dockerd');
+          assert.equal(await inspect(name, '{{.State.ExitCode}}'), '4');
+          await waitFor(async () => (await docker(['logs', name])).stdout === 'before\nduring\nafter\n', 10_000, 'all output in the logs');
+        } finally {
+          await remove(name);
+        }
+      });
+    }
+
+    test('nothing left behind: no containers, shims, container processes, mounts, cgroups, temp dirs or host paths', TIMEOUT, async () => {
+      const ps = await docker(['ps', '-aq']);
+      assert.equal(ps.stdout.trim(), '', 'every test removed its containers');
+      const dirs = [dockerd.dir, cd.dir];
+      const dockerdPid = dockerd.pid;
+      stopped = true;
+      try {
+        await dockerd.stop(); // throws on leftover mounts, cgroups, dirs or a live dockerd
+      } finally {
+        await cd.stop(); // throws on leftover shims, mounts, dirs
+      }
+      for (const d of dirs) assert.equal(existsSync(d), false, `${d} removed`);
+      assert.equal(await isAlive(dockerdPid), false);
+      const strays = (await listProcesses()).filter((p) => p.argv.some((a) => dirs.some((d) => a.includes(d))));
+      assert.deepEqual(strays.map((p) => `${p.pid} ${p.argv.join(' ')}`), []);
+      assert.deepEqual(hostPathsPresent(), hostBefore, 'host paths dockerd may create');
+      console.log(`docker ${version}: whole suite ${Math.round((Date.now() - t0) / 1000)} s`);
     });
   });
 }

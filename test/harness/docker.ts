@@ -74,7 +74,9 @@ export function selectedDockerVersions(): DockerVersion[] {
  * 28 refuses 1.6 — see the README), from scripts/fetch-containerd.sh's cache.
  */
 export function containerdFor(version: DockerVersion): ContainerdVersion {
-  return version === '20.10' ? '1.6' : (process.env.SHIM_TEST_DOCKER28_CONTAINERD as ContainerdVersion | undefined) ?? '1.7';
+  if (version === '20.10') return '1.6';
+  const env = process.env.SHIM_TEST_DOCKER28_CONTAINERD as ContainerdVersion | undefined;
+  return env ?? '1.7';
 }
 
 let dropInDir: string | undefined;
@@ -190,6 +192,8 @@ class DockerdInstance implements Dockerd {
       'exec-opts': ['native.cgroupdriver=cgroupfs'],
     };
     if (this.opts.runtimes) config.runtimes = this.opts.runtimes;
+    // dockerd 20.10 would otherwise write its trust key to /etc/docker/key.json (a daemon.json-only key, gone in 28).
+    if (this.version === '20.10') config['deprecated-key-path'] = join(this.dir, 'key.json');
     await writeFile(this.configFile, JSON.stringify(config, null, 2));
     await this.start();
   }
@@ -211,8 +215,6 @@ class DockerdInstance implements Dockerd {
       '--ip-masq=false',
       '--userland-proxy=false',
       '--log-level', this.opts.debug || process.env.SHIM_TEST_DEBUG === '1' ? 'debug' : 'info',
-      // dockerd 20.10 would otherwise write its trust key to /etc/docker/key.json (hidden flag; gone in 28).
-      ...(this.version === '20.10' ? ['--deprecated-key-path', join(this.dir, 'key.json')] : []),
     ];
   }
 
@@ -244,17 +246,20 @@ class DockerdInstance implements Dockerd {
       });
     });
     try {
-      this.serverVersion = await waitFor(
+      const exitedEarly = Symbol('exited');
+      const answer = await waitFor(
         async () => {
-          if (hasExited) throw new Error('dockerd exited');
+          if (hasExited) return exitedEarly;
           const r = await this.docker(['version', '--format', '{{.Server.Version}}'], { allowFail: true, timeoutMs: 10_000 });
-          if (hasExited) throw new Error('dockerd exited');
+          if (hasExited) return exitedEarly;
           return r.code === 0 ? r.stdout.trim() : '';
         },
         this.opts.readyTimeoutMs ?? 60_000,
         `dockerd ${this.version} to answer on ${this.socket}`,
         200,
       );
+      if (answer === exitedEarly) throw new Error(`dockerd ${this.version} exited at start`);
+      this.serverVersion = answer;
     } catch (err) {
       throw new Error(`${(err as Error).message}\n--- ${this.logFile} (tail) ---\n${await this.logTail(30)}`);
     }
