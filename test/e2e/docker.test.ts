@@ -39,11 +39,37 @@ interface RuntimeCase {
   ours: boolean;
 }
 
-function runtimesFor(version: DockerVersion): RuntimeCase[] {
-  if (version === '20.10') return [{ label: 'ts (drop-in for io.containerd.runc.v2)', args: [], ours: true }];
+/** A containerd + dockerd pair and the runtimes its cases run on. */
+interface Stack {
+  version: DockerVersion;
+  /** Our shim first in containerd's PATH as containerd-shim-runc-v2. */
+  dropIn: boolean;
+  runtimes: RuntimeCase[];
+  title: string;
+}
+
+/**
+ * dockerd 20.10 knows only io.containerd.runc.v2: ours as a drop-in on one containerd, the reference on another.
+ * dockerd 28: both on one, by daemon.json runtime.
+ */
+function stacksFor(version: DockerVersion): Stack[] {
+  const on = `docker ${version} on a private containerd ${containerdFor(version)}`;
+  if (version === '20.10') {
+    return [
+      { version, dropIn: true, title: `${on}, our shim as containerd-shim-runc-v2`, runtimes: [{ label: 'ts (drop-in for io.containerd.runc.v2)', args: [], ours: true }] },
+      { version, dropIn: false, title: `${on}, the reference shim`, runtimes: [{ label: 'reference runc', args: [], ours: false }] },
+    ];
+  }
   return [
-    { label: 'ts (runtimeType io.containerd.ts.v2)', args: ['--runtime', 'ts'], ours: true },
-    { label: 'reference runc', args: ['--runtime', 'runc'], ours: false },
+    {
+      version,
+      dropIn: false,
+      title: `${on}, runtimes ts and runc`,
+      runtimes: [
+        { label: 'ts (runtimeType io.containerd.ts.v2)', args: ['--runtime', 'ts'], ours: true },
+        { label: 'reference runc', args: ['--runtime', 'runc'], ours: false },
+      ],
+    },
   ];
 }
 
@@ -126,20 +152,22 @@ function hostPathsPresent(): string[] {
   return hostPathsDockerdMayTouch().filter((p) => existsSync(p));
 }
 
-for (const version of selectedDockerVersions()) {
-  describe(`docker ${version} on a private containerd ${containerdFor(version)}`, () => {
+for (const stack of selectedDockerVersions().flatMap(stacksFor)) {
+  const { version } = stack;
+  describe(stack.title, () => {
     let cd: Containerd;
     let dockerd: Dockerd;
     let image: string;
     let stopped = false;
     let hostBefore: string[] = [];
-    const t0 = Date.now();
+    let t0 = 0;
 
     before(async () => {
+      t0 = Date.now();
       hostBefore = hostPathsPresent();
       cd = await startContainerd({
         version: containerdFor(version),
-        shimDirs: version === '20.10' ? [dropInShimDir(), shimBinDir()] : [shimBinDir()],
+        shimDirs: stack.dropIn ? [dropInShimDir(), shimBinDir()] : [shimBinDir()],
       });
       dockerd = await startDockerd({
         version,
@@ -191,7 +219,7 @@ for (const version of selectedDockerVersions()) {
     /** Script for a container that says `before`, then `during` once /sig/go1 exists, then `after` and exits 4 once /sig/go2 exists. */
     const STAGED = 'echo before; until [ -e /sig/go1 ]; do sleep 0.1; done; echo during; touch /sig/said-during; until [ -e /sig/go2 ]; do sleep 0.1; done; echo after; exit 4';
 
-    for (const rt of runtimesFor(version)) {
+    for (const rt of stack.runtimes) {
       const run = (args: string[], opts?: ExecOptions) => docker(['run', '--network', 'none', ...rt.args, ...args], opts);
 
       test(`${rt.label}: run prints and exits with the container's code; the task is on the expected shim`, TIMEOUT, async () => {
@@ -486,7 +514,7 @@ for (const version of selectedDockerVersions()) {
       const strays = (await listProcesses()).filter((p) => p.argv.some((a) => dirs.some((d) => a.includes(d))));
       assert.deepEqual(strays.map((p) => `${p.pid} ${p.argv.join(' ')}`), []);
       assert.deepEqual(hostPathsPresent(), hostBefore, 'host paths dockerd may create');
-      console.log(`docker ${version}: whole suite ${Math.round((Date.now() - t0) / 1000)} s`);
+      console.log(`${stack.title}: whole suite ${Math.round((Date.now() - t0) / 1000)} s`);
     });
   });
 }

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Containerd, ContainerdVersion } from './containerd.js';
+import { CONTAINERD_VERSIONS, containerdBinaries, type Containerd, type ContainerdVersion } from './containerd.js';
 import { buildDockerArchive, DEFAULT_IMAGE } from './image.js';
 import {
   exec,
@@ -70,13 +70,19 @@ export function selectedDockerVersions(): DockerVersion[] {
 }
 
 /**
- * The containerd each dockerd runs on. 20.10: Debian 12's 1.6, its own package's dependency. 28: 1.7 (dockerd
- * 28 refuses 1.6 — see the README), from scripts/fetch-containerd.sh's cache.
+ * The containerd each dockerd runs on. 20.10: Debian 12's 1.6, its own package's dependency. 28: 1.7 when
+ * scripts/fetch-containerd.sh has fetched it (Docker's own packages for 28 require containerd ≥ 1.7.27), else
+ * 1.6; dockerd 28 does not check the version and the tests pass on 1.6, 1.7 and 2.1 alike
+ * (SHIM_TEST_DOCKER28_CONTAINERD=1.6|1.7|2.1 picks one).
  */
 export function containerdFor(version: DockerVersion): ContainerdVersion {
   if (version === '20.10') return '1.6';
-  const env = process.env.SHIM_TEST_DOCKER28_CONTAINERD as ContainerdVersion | undefined;
-  return env ?? '1.7';
+  const env = process.env.SHIM_TEST_DOCKER28_CONTAINERD?.trim();
+  if (env) {
+    if (!(CONTAINERD_VERSIONS as readonly string[]).includes(env)) throw new Error(`SHIM_TEST_DOCKER28_CONTAINERD: unknown version ${env}`);
+    return env as ContainerdVersion;
+  }
+  return containerdBinaries('1.7') ? '1.7' : '1.6';
 }
 
 let dropInDir: string | undefined;
