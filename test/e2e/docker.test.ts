@@ -433,6 +433,40 @@ for (const stack of selectedDockerVersions().flatMap(stacksFor)) {
         }
       });
 
+      test(`${rt.label}: top, stats, exec (-i, -u, exit code), restart and wait`, TIMEOUT, async () => {
+        const name = uniqueId('misc');
+        try {
+          await run(['-d', '--name', name, image, 'sh', '-c', 'trap "exit 9" TERM; sleep 600 & wait']);
+          await waitFor(async () => (await docker(['top', name])).stdout.includes('sleep 600'), 20_000, 'top to list sleep 600');
+          const mem = (await docker(['stats', '--no-stream', '--format', '{{.MemUsage}}', name])).stdout.trim();
+          assert.match(mem, /^[\d.]+[KMG]i?B \/ /, `stats: ${mem}`);
+          assert.doesNotMatch(mem, /^0B/, `stats: ${mem}`);
+          const input = 'x'.repeat(100_000);
+          assert.equal((await docker(['exec', '-i', name, 'wc', '-c'], { input })).stdout.trim(), '100000');
+          assert.equal((await docker(['exec', '-u', '1000', name, 'id', '-u'])).stdout.trim(), '1000');
+          assert.equal((await docker(['exec', name, 'sh', '-c', 'exit 42'], { allowFail: true })).code, 42);
+
+          const pid = await inspect(name, '{{.State.Pid}}');
+          await docker(['restart', '-t', '30', name], { timeoutMs: 90_000 });
+          assert.equal(await inspect(name, '{{.State.Running}}'), 'true');
+          assert.notEqual(await inspect(name, '{{.State.Pid}}'), pid, 'restart runs a new process');
+          await waitFor(async () => (await docker(['top', name])).stdout.includes('sleep 600'), 20_000, 'top to list sleep 600 after restart');
+
+          const w = follow(dockerd, ['wait', name]);
+          try {
+            // Whether `docker wait` is already waiting when the stop lands or not, it prints the exit code.
+            await docker(['stop', '-t', '30', name], { timeoutMs: 90_000 });
+            const code = await Promise.race([w.exited, sleep(30_000).then(() => 'timeout')]);
+            assert.equal(code, 0, `docker wait: ${w.output()}`);
+            assert.equal(w.output().trim(), '9');
+          } finally {
+            w.kill();
+          }
+        } finally {
+          await remove(name);
+        }
+      });
+
       test(`${rt.label}: a container over its memory limit is OOM-killed: exit 137, State.OOMKilled true`, TIMEOUT, async () => {
         const name = uniqueId('oom');
         try {
