@@ -23,7 +23,7 @@ import {
   type Dockerd,
   type DockerVersion,
 } from '../harness/docker.js';
-import { isAlive, listProcesses, sleep, uniqueId, waitFor, type ExecOptions, type ExecResult } from '../harness/util.js';
+import { exec, isAlive, listProcesses, sleep, uniqueId, waitFor, type ExecOptions, type ExecResult } from '../harness/util.js';
 
 const TIMEOUT = { timeout: 180_000 };
 
@@ -147,9 +147,25 @@ function follow(d: Dockerd, args: string[]): { output: () => string; exited: Pro
   return { output: () => out, exited, kill: () => child.kill('SIGKILL') };
 }
 
-/** Snapshot of which host paths exist, to show that a dockerd of ours added none. */
-function hostPathsPresent(): string[] {
-  return hostPathsDockerdMayTouch().filter((p) => existsSync(p));
+/**
+ * What a dockerd could change on the host, to show that ours changed none of it: paths, Docker's network links
+ * and iptables chains, IP forwarding. Only Docker-named links and rules count: other tests share the machine.
+ */
+async function hostState(): Promise<string[]> {
+  const state = hostPathsDockerdMayTouch()
+    .filter((p) => existsSync(p))
+    .map((p) => `path ${p}`);
+  const links = await exec('ip', ['-o', 'link', 'show'], { allowFail: true });
+  for (const line of links.stdout.split('\n')) {
+    const link = line.split(':')[1]?.trim() ?? '';
+    if (/^(docker|veth|br-)/.test(link)) state.push(`link ${link}`);
+  }
+  for (const table of ['filter', 'nat']) {
+    const rules = await exec('iptables', ['-t', table, '-S'], { allowFail: true }).catch(() => undefined);
+    for (const rule of (rules?.stdout ?? '').split('\n')) if (/DOCKER/.test(rule)) state.push(`iptables ${table} ${rule}`);
+  }
+  state.push(`ip_forward ${(await readFile('/proc/sys/net/ipv4/ip_forward', 'utf8')).trim()}`);
+  return state;
 }
 
 for (const stack of selectedDockerVersions().flatMap(stacksFor)) {
@@ -164,7 +180,7 @@ for (const stack of selectedDockerVersions().flatMap(stacksFor)) {
 
     before(async () => {
       t0 = Date.now();
-      hostBefore = hostPathsPresent();
+      hostBefore = await hostState();
       cd = await startContainerd({
         version: containerdFor(version),
         shimDirs: stack.dropIn ? [dropInShimDir(), shimBinDir()] : [shimBinDir()],
@@ -532,7 +548,7 @@ for (const stack of selectedDockerVersions().flatMap(stacksFor)) {
       });
     }
 
-    test('nothing left behind: no containers, shims, container processes, mounts, cgroups, temp dirs or host paths', TIMEOUT, async () => {
+    test('nothing left behind: no containers, shims, container processes, mounts, cgroups, temp dirs; host paths and network untouched', TIMEOUT, async () => {
       const ps = await docker(['ps', '-aq']);
       assert.equal(ps.stdout.trim(), '', 'every test removed its containers');
       const dirs = [dockerd.dir, cd.dir];
@@ -547,7 +563,7 @@ for (const stack of selectedDockerVersions().flatMap(stacksFor)) {
       assert.equal(await isAlive(dockerdPid), false);
       const strays = (await listProcesses()).filter((p) => p.argv.some((a) => dirs.some((d) => a.includes(d))));
       assert.deepEqual(strays.map((p) => `${p.pid} ${p.argv.join(' ')}`), []);
-      assert.deepEqual(hostPathsPresent(), hostBefore, 'host paths dockerd may create');
+      assert.deepEqual(await hostState(), hostBefore, 'host paths, links, iptables rules, forwarding');
       console.log(`${stack.title}: whole suite ${Math.round((Date.now() - t0) / 1000)} s`);
     });
   });
