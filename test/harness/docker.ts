@@ -400,14 +400,21 @@ class DockerdInstance implements Dockerd {
 const HOST_DIRS = ['/run/docker/plugins', '/run/docker'];
 
 async function removeHostDirs(): Promise<void> {
-  if (live.size > 0) return;
-  if ((await listProcesses()).some((p) => p.argv[0]?.endsWith('dockerd'))) return;
+  if (live.size > 0 || (await anyDockerdRunning())) return;
   for (const d of HOST_DIRS) await rmdir(d).catch(() => undefined);
 }
 
-/** What a dockerd of ours must not leave on the host (checked by the tests). */
-export function hostPathsDockerdMayTouch(): string[] {
-  return ['/etc/docker/key.json', '/var/lib/docker', '/var/run/docker.sock', '/run/docker.sock', '/root/.docker', ...HOST_DIRS];
+/** Any dockerd on the host (ours of another test process, or the system's). */
+export async function anyDockerdRunning(): Promise<boolean> {
+  return (await listProcesses()).some((p) => p.argv[0]?.endsWith('dockerd'));
+}
+
+/**
+ * What a dockerd of ours must not leave on the host (checked by the tests). `shared`: also the dirs every
+ * dockerd uses (/run/docker/plugins), which only mean something when no other dockerd runs.
+ */
+export function hostPathsDockerdMayTouch(shared: boolean): string[] {
+  return ['/etc/docker/key.json', '/var/lib/docker', '/var/run/docker.sock', '/run/docker.sock', '/root/.docker', ...(shared ? HOST_DIRS : [])];
 }
 
 /** Cleans up dockerds left by test processes that died without stop(): temp dirs `dk-*` whose owner is gone. */
