@@ -245,23 +245,22 @@ for (const stack of selectedDockerVersions().flatMap(stacksFor)) {
 
       test(`${rt.label}: run prints and exits with the container's code; the task is on the expected shim`, TIMEOUT, async () => {
         const name = uniqueId('run');
+        const busy = uniqueId('busy');
         try {
           const r = await run(['--name', name, image, 'sh', '-c', 'echo hello; echo oops >&2; exit 7'], { allowFail: true });
           assert.equal(r.code, 7, r.stderr);
           assert.equal(r.stdout, 'hello\n');
           assert.equal(r.stderr, 'oops\n');
           assert.equal(await inspect(name, '{{.State.ExitCode}}'), '7');
-          // While running: whose shim serves it.
-          await docker(['start', name]);
-          const busy = uniqueId('busy');
+          // While one runs: whose shim serves it.
           await run(['-d', '--name', busy, image, 'sleep', '600']);
           const id = await inspect(busy, '{{.Id}}');
           const shim = await shimOf(id);
           if (rt.ours) assert.match(shim.exe, /\/node$/, `shim ${shim.pid} of ${id} is ${shim.exe}, not our Node shim`);
           else assert.match(shim.exe, /containerd-shim-runc-v2$/);
-          await remove(busy);
         } finally {
           await remove(name);
+          await remove(busy);
         }
       });
 
