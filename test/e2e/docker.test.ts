@@ -282,6 +282,21 @@ for (const stack of selected.flatMap(stacksFor)) {
         assert.equal(r2.stdout, input);
       });
 
+      test(`${rt.label}: large output arrives complete, attached and in the logs`, TIMEOUT, async () => {
+        const want = (n: number) => Array.from({ length: n }, (_, i) => `${i + 1}\n`).join('');
+        const r = await run(['--rm', image, 'seq', '1', '200000'], { timeoutMs: 120_000 });
+        assert.equal(r.stdout.length, want(200000).length, `tail: ${JSON.stringify(r.stdout.slice(-40))}`);
+        assert.equal(r.stdout, want(200000));
+        const name = uniqueId('out');
+        try {
+          await run(['-d', '--name', name, image, 'seq', '1', '50000']);
+          await waitFor(async () => (await inspect(name, '{{.State.Running}}')) === 'false', 30_000, 'seq to finish');
+          assert.equal((await docker(['logs', name], { timeoutMs: 60_000 })).stdout, want(50000));
+        } finally {
+          await remove(name);
+        }
+      });
+
       test(`${rt.label}: run -it gets a tty of the client's size and follows a resize; exit code through the tty`, TIMEOUT, async () => {
         const name = uniqueId('tty');
         const c = new DockerPty(dockerd, ['run', '-it', '--name', name, '--network', 'none', ...rt.args, image, 'sh'], 100, 40);
@@ -391,9 +406,10 @@ for (const stack of selected.flatMap(stacksFor)) {
         }
       }
 
-      test(`${rt.label}: stop delivers SIGTERM (trapped: its exit code); kill SIGKILLs (137); kill -s delivers the signal`, TIMEOUT, async () => {
+      test(`${rt.label}: stop delivers SIGTERM (trapped: its exit code; ignored: SIGKILL after the timeout); kill SIGKILLs (137); kill -s delivers the signal`, TIMEOUT, async () => {
         const trapper = uniqueId('stop');
         const sleeper = uniqueId('kill');
+        const stubborn = uniqueId('stubborn');
         try {
           await run(['-d', '--name', trapper, image, 'sh', '-c', 'trap "echo got-USR1" USR1; trap "echo got-TERM; exit 3" TERM; echo ready; while true; do sleep 0.1; done']);
           await waitFor(async () => (await docker(['logs', trapper])).stdout.includes('ready'), 20_000, 'trapper ready');
@@ -402,6 +418,12 @@ for (const stack of selected.flatMap(stacksFor)) {
           await docker(['stop', '-t', '60', trapper], { timeoutMs: 90_000 });
           assert.equal(await inspect(trapper, '{{.State.ExitCode}}'), '3');
           assert.match((await docker(['logs', trapper])).stdout, /got-TERM\n$/);
+
+          // SIGTERM ignored: stop SIGKILLs once its timeout passes.
+          await run(['-d', '--name', stubborn, image, 'sh', '-c', 'trap "" TERM; echo ready; while true; do sleep 0.1; done']);
+          await waitFor(async () => (await docker(['logs', stubborn])).stdout.includes('ready'), 20_000, 'stubborn ready');
+          await docker(['stop', '-t', '1', stubborn], { timeoutMs: 90_000 });
+          assert.equal(await inspect(stubborn, '{{.State.ExitCode}}'), '137');
 
           await run(['-d', '--name', sleeper, image, 'sleep', '600']);
           const pid = Number(await inspect(sleeper, '{{.State.Pid}}'));
@@ -412,6 +434,7 @@ for (const stack of selected.flatMap(stacksFor)) {
         } finally {
           await remove(trapper);
           await remove(sleeper);
+          await remove(stubborn);
         }
       });
 
