@@ -6,8 +6,8 @@
 // 28 is Debian sid's, unpacked by scripts/fetch-docker.sh. Each version is driven by its own docker CLI.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, open, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { CONTAINERD_VERSIONS, containerdBinaries, type Containerd, type ContainerdVersion } from './containerd.js';
 import { buildDockerArchive, DEFAULT_IMAGE } from './image.js';
 import {
@@ -378,6 +378,12 @@ class DockerdInstance implements Dockerd {
       live.delete(this);
     }
     await removeHostDirs();
+    // SHIM_TEST_SAVE_LOGS=<dir>: keep dockerd's log, as the containerd harness keeps containerd's.
+    const saveTo = process.env.SHIM_TEST_SAVE_LOGS;
+    if (saveTo) {
+      await mkdir(saveTo, { recursive: true }).catch(() => undefined);
+      await copyFile(this.logFile, join(saveTo, `${basename(this.dir)}.log`)).catch(() => undefined);
+    }
     const mounts = await mountsUnder(this.dir);
     const cgroups = await this.cgroupDirs();
     const alive = this.pid > 0 && (await isAlive(this.pid));
