@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fetch other containerd versions for the e2e tests, WITHOUT installing them:
 #   1.7 -> Debian trixie's containerd, 2.1 -> Debian sid's containerd.
-# Uses apt-get with a private sources list (same mirror URI as this machine's own Debian source, other
-# suite) and private state/cache dirs, downloads the .deb and unpacks it with `dpkg -x` into
+# Uses a private apt (scripts/lib/private-apt.sh: same mirror URI as this machine's own Debian source, other
+# suite, private state/cache dirs), downloads the .deb and unpacks it with `dpkg -x` into
 #   ${CONTAINERD_CACHE:-<repo>/.cache/containerd}/<series>/   (binaries in usr/bin/)
 # and records the exact package version in <series>/VERSION.
 # Usage: scripts/fetch-containerd.sh [1.7|2.1|all]   (default: all). Idempotent: an existing, working
@@ -10,6 +10,8 @@
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/private-apt.sh
+source "$repo_root/scripts/lib/private-apt.sh"
 cache=${CONTAINERD_CACHE:-$repo_root/.cache/containerd}
 want=${1:-all}
 
@@ -32,23 +34,6 @@ cache_ok() {
     "$dir/containerd" --version >/dev/null 2>&1
 }
 
-# The Debian mirror URI this machine already uses (deb822 .sources or one-line .list).
-debian_uri() {
-  local f uri
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [[ -f $f ]] || continue
-    uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }' "$f" | grep -E '/debian/?$' | head -n1 || true)
-    [[ -n $uri ]] && { echo "${uri%/}"; return; }
-  done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -f $f ]] || continue
-    uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f" |
-      grep -E '/debian/?$' | head -n1 || true)
-    [[ -n $uri ]] && { echo "${uri%/}"; return; }
-  done
-  echo http://deb.debian.org/debian
-}
-
 pending=()
 for s in "${series_list[@]}"; do
   if cache_ok "$s"; then
@@ -59,44 +44,14 @@ for s in "${series_list[@]}"; do
 done
 [[ ${#pending[@]} -eq 0 ]] && exit 0
 
-uri=$(debian_uri)
 apt_root=$cache/.apt
-mkdir -p "$apt_root/lists/partial" "$apt_root/archives/partial" "$apt_root/etc/preferences.d" "$apt_root/debs"
-: >"$apt_root/status"
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-{
-  for s in "${pending[@]}"; do
-    printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n\n' "$uri" "$(suite_for "$s")" "$keyring"
-  done
-} >"$apt_root/etc/private.sources"
-
-apt_opts=(
-  -o "Dir::State=$apt_root"
-  -o "Dir::State::Lists=$apt_root/lists"
-  -o "Dir::State::status=$apt_root/status"
-  -o "Dir::Cache=$apt_root"
-  -o "Dir::Cache::archives=$apt_root/archives"
-  -o "Dir::Cache::pkgcache="
-  -o "Dir::Cache::srcpkgcache="
-  -o "Dir::Etc::SourceList=$apt_root/etc/private.sources"
-  -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::Etc::Preferences=/dev/null"
-  -o "Dir::Etc::PreferencesParts=$apt_root/etc/preferences.d"
-  -o "APT::Architecture=amd64"
-  -o "APT::Architectures=amd64"
-  -o "Acquire::Languages=none"
-  -o "Debug::NoLocking=1"
-  -o "APT::Sandbox::User=root"
-)
-
-log "updating private package lists from $uri (${pending[*]})"
-apt-get "${apt_opts[@]}" -qq update >&2
+suites=()
+for s in "${pending[@]}"; do suites+=("$(suite_for "$s")"); done
+private_apt_init "$apt_root" "${suites[@]}"
 
 for s in "${pending[@]}"; do
   suite=$(suite_for "$s")
-  # apt-cache madison prints "containerd | <version> | <uri> <suite>/main amd64 Packages".
-  version=$(apt-cache "${apt_opts[@]}" madison containerd |
-    awk -F'|' -v suite="$suite" '$3 ~ (" " suite "/") { gsub(/ /, "", $2); print $2; exit }')
+  version=$(suite_version containerd "$suite")
   if [[ -z $version ]]; then
     log "$s: no containerd package in $suite"
     apt-cache "${apt_opts[@]}" policy containerd >&2 || true

@@ -30,8 +30,8 @@ if (process.env.SHIM_TEST_BINARY === 'sea' && !process.env.SHIM_TEST_HIDDEN_NODE
 
 let files = walk(testRoot);
 if (filters.length > 0) files = files.filter((f) => filters.some((s) => relative(testRoot, f).includes(s)));
-/** Longest first (measured serial: restart ~290 s, exec ~160 s, task-lifecycle ~150 s, load ~100 s, cri ~100 s, …). */
-const LONGEST_FIRST = ['e2e/restart', 'e2e/exec', 'e2e/task-lifecycle', 'e2e/load', 'e2e/cri', 'e2e/terminal', 'e2e/io', 'e2e/grouping', 'e2e/faults', 'e2e/checkpoint', 'e2e/oom'];
+/** Longest first (measured serial: restart ~290 s, docker ~160–230 s, exec ~160 s, task-lifecycle ~150 s, load ~100 s, cri ~100 s, …). */
+const LONGEST_FIRST = ['e2e/restart', 'e2e/docker', 'e2e/exec', 'e2e/task-lifecycle', 'e2e/load', 'e2e/cri', 'e2e/terminal', 'e2e/io', 'e2e/grouping', 'e2e/faults', 'e2e/checkpoint', 'e2e/oom'];
 const rank = (f) => {
   const i = LONGEST_FIRST.findIndex((s) => relative(testRoot, f).startsWith(s));
   return i < 0 ? LONGEST_FIRST.length : i;

@@ -28,8 +28,16 @@ export interface CgroupHandle {
    * Calls `onOom` for each OOM kill in this cgroup until the returned stop function is called (or the cgroup
    * goes away). Rejects when the watch cannot be armed (e.g. no memory controller).
    */
-  watchOom(onOom: () => void, logger: Logger): Promise<() => void>;
+  watchOom(onOom: () => void, logger: Logger): Promise<StopOomWatch>;
 }
+
+/**
+ * Stops an OOM watcher. `flush`: first report, synchronously, what the kernel has signalled and the watcher has
+ * not yet reported (a notification still queued in the event loop, or waiting on its check) — for the init's
+ * exit, before its TaskExit: the cgroup still exists then (runc delete comes after), and a kill that raced the
+ * exit must not be lost (Docker sets State.OOMKilled from TaskOOM).
+ */
+export type StopOomWatch = (opts?: { flush?: boolean }) => void;
 
 export interface CgroupLocation {
   /** Where /proc lives (tests). Default `/proc`. */

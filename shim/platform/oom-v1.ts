@@ -9,17 +9,33 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { closeFd, createEventfd, pollReadable, readEventfd, type Readiness } from './cgroup-sys.js';
 import { notify } from './oom-v2.js';
+import type { StopOomWatch } from './cgroup.js';
 
 /**
  * Arms the watcher on the memory cgroup directory `dir`; `onOom` runs once per kernel notification.
  * Rejects when registration fails (no memory controller, cgroup gone). Returns an idempotent stop function.
  */
-export async function watchOomV1(dir: string, onOom: () => void, logger: Logger): Promise<() => void> {
+export async function watchOomV1(dir: string, onOom: () => void, logger: Logger): Promise<StopOomWatch> {
   const efd = createEventfd();
   let readiness: Readiness | undefined;
   let stopped = false;
-  const stop = () => {
+  let pending = 0n;
+  /** Taken from `pending` by deliver() and waiting on its existence check. */
+  let checking = 0n;
+  const stop: StopOomWatch = (opts) => {
     if (stopped) return;
+    if (opts?.flush) {
+      // The caller vouches that the cgroup is still there: every count is an OOM, none its removal.
+      let count = pending + checking;
+      try {
+        count += readEventfd(efd);
+      } catch (err) {
+        logger.warn({ cgroup: dir, err }, 'OOM eventfd read at flush failed');
+      }
+      pending = 0n;
+      checking = 0n;
+      for (let i = 0n; i < count; i++) notify(onOom, dir, logger);
+    }
     stopped = true;
     readiness?.close();
     // Closing the eventfd also unregisters the kernel-side event (the memcg listener sees EPOLLHUP).
@@ -37,17 +53,20 @@ export async function watchOomV1(dir: string, onOom: () => void, logger: Logger)
     throw err;
   }
 
-  let checking = false;
-  let pending = 0n;
+  let delivering = false;
   const deliver = async () => {
     // One existence check at a time; notifications arriving meanwhile are added to `pending`.
-    if (checking) return;
-    checking = true;
+    if (delivering) return;
+    delivering = true;
     try {
       while (pending > 0n && !stopped) {
-        const count = pending;
+        checking = pending;
         pending = 0n;
-        if (!(await exists(join(dir, 'memory.oom_control')))) {
+        const present = await exists(join(dir, 'memory.oom_control'));
+        if (stopped) return; // a flushing stop has reported `checking` meanwhile
+        const count = checking;
+        checking = 0n;
+        if (!present) {
           logger.debug({ cgroup: dir }, 'memory cgroup removed; OOM watcher stopped');
           stop();
           return;
@@ -55,7 +74,7 @@ export async function watchOomV1(dir: string, onOom: () => void, logger: Logger)
         for (let i = 0n; i < count && !stopped; i++) notify(onOom, dir, logger);
       }
     } finally {
-      checking = false;
+      delivering = false;
     }
   };
 

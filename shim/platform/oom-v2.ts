@@ -4,18 +4,31 @@
  * `oom_kill` has grown since the last read. The watcher ends by itself when `memory.events` can no longer be
  * read (cgroup removed) or `cgroup.events` says `populated 0` (nothing left to be killed).
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { readFlatKeyed } from './cgroup-files.js';
 import { notFound } from '../../protocol/errdefs.js';
+import type { StopOomWatch } from './cgroup.js';
+
+/** `oom_kill` of a memory.events file, read synchronously (for a flushing stop); undefined when unreadable. */
+function oomKillsNow(eventsPath: string): bigint | undefined {
+  try {
+    const line = readFileSync(eventsPath, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('oom_kill '));
+    return line ? BigInt(line.slice('oom_kill '.length).trim()) : 0n;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Arms the watcher on the v2 cgroup directory `dir`. The baseline is the `oom_kill` count at arming time, so a
  * late arm (after a shim restart) does not re-report old kills; upstream starts from 0, which is the same for a
  * freshly started container. Rejects when `memory.events` is absent (memory controller not enabled).
  */
-export async function watchOomV2(dir: string, onOom: () => void, logger: Logger): Promise<() => void> {
+export async function watchOomV2(dir: string, onOom: () => void, logger: Logger): Promise<StopOomWatch> {
   const eventsPath = join(dir, 'memory.events');
   const initial = await readFlatKeyed(eventsPath);
   if (!initial) throw notFound(`cannot watch for OOM: ${eventsPath} is not readable`);
@@ -23,8 +36,16 @@ export async function watchOomV2(dir: string, onOom: () => void, logger: Logger)
 
   const watchers: FSWatcher[] = [];
   let stopped = false;
-  const stop = () => {
+  const stop: StopOomWatch = (opts) => {
     if (stopped) return;
+    if (opts?.flush) {
+      // A change inotify has not delivered (or a check still reading): read the count now.
+      const kills = oomKillsNow(eventsPath);
+      if (kills !== undefined && kills > lastKills) {
+        lastKills = kills;
+        notify(onOom, dir, logger);
+      }
+    }
     stopped = true;
     for (const w of watchers) w.close();
   };

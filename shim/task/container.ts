@@ -16,7 +16,7 @@ import { createProcessIO, type ProcessIOOptions } from '../../io/process-io.js';
 import type { Reaper } from '../../reaper/reaper.js';
 import type { EventSink } from '../events/task-events.js';
 import type { BundleSpec } from '../platform/bundle.js';
-import type { CgroupHandle } from '../platform/cgroup.js';
+import type { CgroupHandle, StopOomWatch } from '../platform/cgroup.js';
 import { unmountAll } from '../platform/mount.js';
 import { DRAIN_ON_DELETE_MS, GO_ZERO_TIME, ProcessBase } from '../process/process.js';
 import { wrongState } from '../process/state.js';
@@ -58,7 +58,7 @@ export class Container {
   readonly execs: ExecSet;
   readonly log: Logger;
   cgroup: CgroupHandle | undefined;
-  stopOomWatch: (() => void) | undefined;
+  stopOomWatch: StopOomWatch | undefined;
   /** Loading the cgroup and arming the OOM watcher, begun at Create (never rejects). */
   cgroupAttached: Promise<void> | undefined;
   /** Set the moment the init's exit is seen: no exec may start after it. */
@@ -192,10 +192,11 @@ export class Container {
       await this.runc.resume(this.id).catch((err: unknown) => this.log.warn({ err }, 'resume of exited paused container'));
     }
     await p.drainAfterExit();
-    p.markExited({ ...exit, exitedAt: new Date() });
     await this.cgroupAttached; // a watcher still being armed is stopped too
-    this.stopOomWatch?.();
+    // Before the exit is visible: an OOM kill the watcher has not reported yet goes out ahead of TaskExit.
+    this.stopOomWatch?.({ flush: true });
     this.stopOomWatch = undefined;
+    p.markExited({ ...exit, exitedAt: new Date() });
     this.deps.events.publish({
       type: 'TaskExit',
       event: {

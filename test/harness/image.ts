@@ -161,21 +161,19 @@ export function buildBusyboxImage(ref = DEFAULT_IMAGE, opts: ImageOptions = {}):
   return p;
 }
 
-async function buildBusyboxImageOnce(ref: string, cmd: string[]): Promise<BuiltImage> {
-  const bbPath = busyboxPath();
-  const busybox = await readFile(bbPath);
-  if (isDynamicElf(busybox)) throw new Error(`${bbPath} is dynamically linked; the image needs busybox-static`);
-  const platform = hostPlatform();
-  // The default Cmd keeps the key it always had (cached tarballs stay valid).
-  const cmdKey = cmd.length === 1 && cmd[0] === 'sh' ? '' : `\0${JSON.stringify(cmd)}`;
-  const key = sha256(`${FORMAT}\0${ref}\0${platform.architecture}\0${sha256(busybox)}${cmdKey}`).slice(0, 20);
-  const cacheDir = join(repoRoot(), '.cache', 'images');
-  const tarball = join(cacheDir, `busybox-${key}.tar`);
-  const metaFile = tarball + '.json';
-  if (existsSync(tarball) && existsSync(metaFile)) {
-    return JSON.parse(await readFile(metaFile, 'utf8')) as BuiltImage;
-  }
+/** The image's blobs (layer, config, manifest) and the OCI index naming it `ref`, from the host's busybox. */
+interface ImageParts {
+  layer: Buffer;
+  config: Buffer;
+  manifest: Buffer;
+  index: Buffer;
+  diffId: string;
+  manifestDigest: string;
+  platform: { os: 'linux'; architecture: string };
+}
 
+async function busyboxImageParts(bbPath: string, busybox: Buffer, ref: string, cmd: readonly string[] = ['sh']): Promise<ImageParts> {
+  const platform = hostPlatform();
   const applets = [...new Set([...(await appletList(bbPath)), ...REQUIRED_APPLETS])];
   const layer = makeTar(rootfsEntries(busybox, applets));
   const diffId = `sha256:${sha256(layer)}`;
@@ -211,27 +209,87 @@ async function buildBusyboxImageOnce(ref: string, cmd: string[]): Promise<BuiltI
       },
     ],
   });
-  const blob = (data: Buffer): TarEntry => ({ type: 'file', name: `blobs/sha256/${sha256(data)}`, mode: 0o644, data });
+  return { layer, config, manifest, index, diffId, manifestDigest, platform };
+}
+
+const blobEntry = (data: Buffer): TarEntry => ({ type: 'file', name: `blobs/sha256/${sha256(data)}`, mode: 0o644, data });
+
+/** Writes `data` to `file` atomically: concurrent test files (and one process, twice) may build the same file. */
+async function publish(file: string, data: Buffer | string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  await writeFile(tmp, data);
+  await rename(tmp, file);
+}
+
+async function buildBusyboxImageOnce(ref: string, cmd: string[]): Promise<BuiltImage> {
+  const bbPath = busyboxPath();
+  const busybox = await readFile(bbPath);
+  if (isDynamicElf(busybox)) throw new Error(`${bbPath} is dynamically linked; the image needs busybox-static`);
+  const platform = hostPlatform();
+  // The default Cmd keeps the key it always had (cached tarballs stay valid).
+  const cmdKey = cmd.length === 1 && cmd[0] === 'sh' ? '' : `\0${JSON.stringify(cmd)}`;
+  const key = sha256(`${FORMAT}\0${ref}\0${platform.architecture}\0${sha256(busybox)}${cmdKey}`).slice(0, 20);
+  const cacheDir = join(repoRoot(), '.cache', 'images');
+  const tarball = join(cacheDir, `busybox-${key}.tar`);
+  const metaFile = tarball + '.json';
+  if (existsSync(tarball) && existsSync(metaFile)) {
+    return JSON.parse(await readFile(metaFile, 'utf8')) as BuiltImage;
+  }
+
+  const parts = await busyboxImageParts(bbPath, busybox, ref, cmd);
   const archive = makeTar([
     { type: 'file', name: 'oci-layout', mode: 0o644, data: json({ imageLayoutVersion: '1.0.0' }) },
-    { type: 'file', name: 'index.json', mode: 0o644, data: index },
+    { type: 'file', name: 'index.json', mode: 0o644, data: parts.index },
     { type: 'dir', name: 'blobs', mode: 0o755 },
     { type: 'dir', name: 'blobs/sha256', mode: 0o755 },
-    blob(config),
-    blob(layer),
-    blob(manifest),
+    blobEntry(parts.config),
+    blobEntry(parts.layer),
+    blobEntry(parts.manifest),
   ]);
 
-  const built: BuiltImage = { tarball, ref, diffId, manifestDigest, platform: `${platform.os}/${platform.architecture}` };
+  const built: BuiltImage = { tarball, ref, diffId: parts.diffId, manifestDigest: parts.manifestDigest, platform: `${platform.os}/${platform.architecture}` };
   await mkdir(cacheDir, { recursive: true });
-  // Atomic publish: concurrent test files may build the same image at once.
-  // Unique per call: one test process may build the same image for two containerds at once.
-  const tmpSuffix = `.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  await writeFile(tarball + tmpSuffix, archive);
-  await rename(tarball + tmpSuffix, tarball);
-  await writeFile(metaFile + tmpSuffix, JSON.stringify(built, null, 2));
-  await rename(metaFile + tmpSuffix, metaFile);
+  await publish(tarball, archive);
+  await publish(metaFile, JSON.stringify(built, null, 2));
   return built;
+}
+
+/** The repository:tag Docker shows for `ref` (Docker drops the docker.io/library/ prefix). */
+export function dockerRepoTag(ref: string): string {
+  return ref.replace(/^docker\.io\/library\//, '').replace(/^docker\.io\//, '');
+}
+
+/**
+ * The busybox image as a tarball for `docker load`: the `docker save` layout (manifest.json naming the config
+ * and layer files, which Docker 20.10 reads) and in the same tar the OCI image layout (oci-layout, index.json,
+ * blobs/sha256/), as `docker save` of Docker ≥ 25 writes it. Cached under .cache/images/ like the OCI tarball.
+ */
+export async function buildDockerArchive(ref = DEFAULT_IMAGE): Promise<{ tarball: string; repoTag: string }> {
+  const bbPath = busyboxPath();
+  const busybox = await readFile(bbPath);
+  if (isDynamicElf(busybox)) throw new Error(`${bbPath} is dynamically linked; the image needs busybox-static`);
+  const platform = hostPlatform();
+  const key = sha256(`docker-archive\0${FORMAT}\0${ref}\0${platform.architecture}\0${sha256(busybox)}`).slice(0, 20);
+  const cacheDir = join(repoRoot(), '.cache', 'images');
+  const tarball = join(cacheDir, `busybox-docker-${key}.tar`);
+  const repoTag = dockerRepoTag(ref);
+  if (existsSync(tarball)) return { tarball, repoTag };
+  const parts = await busyboxImageParts(bbPath, busybox, ref);
+  const blobPath = (data: Buffer) => `blobs/sha256/${sha256(data)}`;
+  const dockerManifest = json([{ Config: blobPath(parts.config), RepoTags: [repoTag], Layers: [blobPath(parts.layer)] }]);
+  const archive = makeTar([
+    { type: 'file', name: 'oci-layout', mode: 0o644, data: json({ imageLayoutVersion: '1.0.0' }) },
+    { type: 'file', name: 'index.json', mode: 0o644, data: parts.index },
+    { type: 'file', name: 'manifest.json', mode: 0o644, data: dockerManifest },
+    { type: 'dir', name: 'blobs', mode: 0o755 },
+    { type: 'dir', name: 'blobs/sha256', mode: 0o755 },
+    blobEntry(parts.config),
+    blobEntry(parts.layer),
+    blobEntry(parts.manifest),
+  ]);
+  await mkdir(cacheDir, { recursive: true });
+  await publish(tarball, archive);
+  return { tarball, repoTag };
 }
 
 /**
