@@ -51,6 +51,9 @@ export interface ContainerInit {
   readonly parentCheckpoint: string;
 }
 
+/** The longest an init's TaskExit waits for Kill calls in flight to be answered. */
+const KILL_ANSWER_WAIT_MS = 2000;
+
 export class Container {
   readonly id: string;
   readonly bundle: string;
@@ -193,6 +196,9 @@ export class Container {
     }
     await p.drainAfterExit();
     await this.cgroupAttached; // a watcher still being armed is stopped too
+    // A Kill that caused this exit is answered before the exit is published: a client that deletes the task
+    // on TaskExit closes the connection the Kill is waiting on (CRI's StopPodSandbox saw "ttrpc: closed").
+    await this.killsAnswered();
     // Before the exit is visible: an OOM kill the watcher has not reported yet goes out ahead of TaskExit.
     this.stopOomWatch?.({ flush: true });
     this.stopOomWatch = undefined;
@@ -213,11 +219,35 @@ export class Container {
     const p = this.init;
     if (p.status === 'deleted') throw notFound('cannot kill a deleted process');
     if (p.status === 'stopped' && !all) throw notFound('process already finished');
-    await this.runc.kill(this.id, signal, all).catch((err: unknown) => {
+    const kill = this.runc.kill(this.id, signal, all).catch((err: unknown) => {
       // Kill-all of a stopped container is success, as with runc 1.1 (which signals the empty cgroup).
       if (p.status === 'stopped' && err instanceof ShimError && err.kind === 'NotFound') return;
       throw err;
     });
+    this.killsInFlight.add(kill);
+    try {
+      await kill;
+    } finally {
+      this.killsInFlight.delete(kill);
+    }
+  }
+
+  /** Init kills still running `runc kill`. */
+  private readonly killsInFlight = new Set<Promise<void>>();
+
+  /**
+   * Resolves once every Kill in flight has been answered (its `runc kill` returned, then one turn of the event
+   * loop for the reply to be written), or after KILL_ANSWER_WAIT_MS: never holds an exit for long.
+   */
+  private async killsAnswered(): Promise<void> {
+    if (this.killsInFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.killsInFlight]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, KILL_ANSWER_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   async pause(): Promise<void> {
