@@ -124,8 +124,9 @@ export class Container {
       { stdio: io.runtime.stdio, afterSpawn: () => io.afterSpawn() },
       signal,
     );
-    await io.start(signal);
-    this.init.pid = await readPidFile(this.pidFile);
+    // Independent once runc returned: the copy's start and the pid file's read.
+    const [, pid] = await Promise.all([io.start(signal), readPidFile(this.pidFile)]);
+    this.init.pid = pid;
   }
 
   /** Starts watching the init's exit; call once the create event is queued. */
