@@ -86,6 +86,10 @@ export async function loadCgroup(pid: number, logger: Logger, where: CgroupLocat
   const cgroupRoot = where.cgroupRoot ?? '/sys/fs/cgroup';
   // Not `pid`: that base field is the shim's own pid.
   const log = logger.child({ target_pid: pid });
+  // Independent reads side by side: each is a thread-pool round trip, and Start may be waiting on this.
+  const modeRead = where.mode ? Promise.resolve(where.mode) : detectCgroupMode(cgroupRoot);
+  const mountinfoRead = readFile(posix.join(procRoot, 'self', 'mountinfo'), 'utf8');
+  mountinfoRead.catch(() => undefined); // awaited below, only on v1
   let procText: string;
   try {
     procText = await readFile(posix.join(procRoot, String(pid), 'cgroup'), 'utf8');
@@ -94,7 +98,7 @@ export async function loadCgroup(pid: number, logger: Logger, where: CgroupLocat
     return undefined;
   }
   const proc = parseProcCgroup(procText);
-  const mode = where.mode ?? (await detectCgroupMode(cgroupRoot));
+  const mode = await modeRead;
 
   if (mode === 'unified') {
     if (proc.unified === undefined) {
@@ -111,22 +115,28 @@ export async function loadCgroup(pid: number, logger: Logger, where: CgroupLocat
 
   let mountinfo = '';
   try {
-    mountinfo = await readFile(posix.join(procRoot, 'self', 'mountinfo'), 'utf8');
+    mountinfo = await mountinfoRead;
   } catch (err) {
     log.warn({ err }, 'cannot read mountinfo');
   }
   const mounts = parseCgroupMounts(mountinfo).v1;
+  // Every controller's directory checked at once; the results are then taken in V1_CONTROLLERS order.
+  const found = await Promise.all(
+    V1_CONTROLLERS.map(async (controller) => {
+      const cgPath = proc.v1.get(controller);
+      const mount = mounts.get(controller);
+      if (cgPath === undefined || mount === undefined) return undefined;
+      const dir = cgroupDir(mount, cgPath);
+      // Like containerd's Load: a controller whose directory is missing is skipped, not an error.
+      return dir !== undefined && (await isDir(dir)) ? { controller, dir, cgPath } : undefined;
+    }),
+  );
   const dirs: V1Dirs = {};
   let path: string | undefined;
-  for (const controller of V1_CONTROLLERS) {
-    const cgPath = proc.v1.get(controller);
-    const mount = mounts.get(controller);
-    if (cgPath === undefined || mount === undefined) continue;
-    const dir = cgroupDir(mount, cgPath);
-    // Like containerd's Load: a controller whose directory is missing is skipped, not an error.
-    if (dir === undefined || !(await isDir(dir))) continue;
-    dirs[controller] = dir;
-    if (controller === 'memory' || path === undefined) path = cgPath;
+  for (const f of found) {
+    if (!f) continue;
+    dirs[f.controller] = f.dir;
+    if (f.controller === 'memory' || path === undefined) path = f.cgPath;
   }
   if (path === undefined) {
     log.warn('none of the process cgroup directories exist');
