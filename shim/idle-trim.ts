@@ -84,6 +84,9 @@ export class IdleTrimmer {
     if (!force && process.memoryUsage.rss() < this.settledRss + MIN_GROWTH_BYTES) return;
     const began = performance.now();
     const before = process.memoryUsage();
+    // Twice: the first collection frees the objects, but their pages go back to the OS only once sweeping is
+    // done (concurrently, seconds later here); the second finishes the sweep and releases the empty pages.
+    gc()?.();
     gc()?.();
     const trimmed = trimMalloc();
     const after = process.memoryUsage();

@@ -78,6 +78,8 @@ const IMAGE = DEFAULT_IMAGE;
 const WARMUP_ROUNDS = 2;
 /** How long memory is left to settle after the last container is RUNNING (or the last exec). */
 const MEMORY_SETTLE_MS = 3000;
+/** exec-memory: how long after the last exec (and before the first) the daemons' memory is read. */
+const EXEC_MEMORY_SETTLE_MS = 15_000;
 /** Containers started or removed at once in `memory` (2 cores: more only queues). */
 const CONCURRENCY = 4;
 
@@ -479,6 +481,16 @@ async function memoryOf(pid: number): Promise<Memory> {
     return Number(m[1]);
   };
   return { pssKb: field('Pss'), pssAnonKb: field('Pss_Anon') };
+}
+
+/**
+ * Each daemon's memory at rest: EXEC_MEMORY_SETTLE_MS after the last call. Both shims give memory back some
+ * time after a burst (Go's scavenger; ours a second after its last call, and V8 unmaps the freed pages seconds
+ * later, in steps: two samples a second apart may be equal before a drop), so a fixed, generous wait.
+ */
+async function settledMemory(pids: Record<Runtime, number>): Promise<Record<Runtime, Memory>> {
+  await sleep(EXEC_MEMORY_SETTLE_MS);
+  return { [REF]: await memoryOf(pids[REF]), [OURS]: await memoryOf(pids[OURS]) } as Record<Runtime, Memory>;
 }
 
 async function memoryOfAll(pids: readonly number[]): Promise<Memory> {
@@ -1076,8 +1088,7 @@ async function execMemorySection(ctx: Ctx): Promise<void> {
       if (!d) throw new Error(`${rt}: no daemon found for ${ids[rt]}`);
       pids[rt] = d.pid;
     }
-    await sleep(MEMORY_SETTLE_MS);
-    const before = { [REF]: await memoryOf(pids[REF]), [OURS]: await memoryOf(pids[OURS]) };
+    const before = await settledMemory(pids);
     const times: PerRuntime<number> = { [REF]: [], [OURS]: [] } as PerRuntime<number>;
     const cycles = ctx.opts.execCycles;
     for (let i = 0; i < cycles; i++) {
@@ -1087,8 +1098,7 @@ async function execMemorySection(ctx: Ctx): Promise<void> {
       if (i % 50 === 49) progress(ctx.opts, `exec-memory ${i + 1}/${cycles}`);
     }
     endProgress(ctx.opts);
-    await sleep(MEMORY_SETTLE_MS);
-    const after = { [REF]: await memoryOf(pids[REF]), [OURS]: await memoryOf(pids[OURS]) };
+    const after = await settledMemory(pids);
     // One measurement per runtime: a state, not a timing, so nothing to pair.
     const add = (name: string, value: (rt: Runtime) => number): void =>
       ctx.report.add({ section: 'exec-memory', name, unit: 'MiB', ours: [value(OURS)], ref: [value(REF)], paired: false, ratio: !name.endsWith('growth') });
@@ -1154,7 +1164,7 @@ const TITLES: Record<Section, string> = {
   memory: `memory: PSS / Pss_Anon summed over the shim daemons, ${MEMORY_SETTLE_MS / 1000} s after the last container is RUNNING`,
   tty: 'tty: ctr task exec -t seq 1000000, output read by a pty',
   io: 'io: container stdout through the FIFOs',
-  'exec-memory': 'exec-memory: the daemon of one container before and after exec cycles',
+  'exec-memory': `exec-memory: the daemon of one container before and after exec cycles, ${EXEC_MEMORY_SETTLE_MS / 1000} s after the last call`,
   reaper: 'reaper: exits collected per second (test/bench/reaper-bench.js)',
 };
 
