@@ -21,10 +21,14 @@ die() { say "$*"; exit 1; }
 for tool in apt-get apt-cache dpkg mke2fs flock sha256sum gzip; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
-if ! command -v mmdebstrap >/dev/null; then
-  say "installing mmdebstrap"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null ||
-    die "mmdebstrap missing and apt-get install mmdebstrap failed"
+# What building and booting need, from Debian (CI's .ci/run installs them up front).
+missing=
+command -v mmdebstrap >/dev/null || missing="$missing mmdebstrap"
+command -v qemu-system-x86_64 >/dev/null || missing="$missing qemu-system-x86 qemu-utils"
+if [ -n "$missing" ]; then
+  say "installing$missing"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+    die "missing and apt-get install failed:$missing"
 fi
 node_bin=$(readlink -f "${SHIM_VM_NODE:-$(command -v node)}") || die "node not found"
 [ -x "$node_bin" ] || die "node not found at $node_bin"
