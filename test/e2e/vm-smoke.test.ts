@@ -7,18 +7,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
-import { chooseAccel, runInVm, vmImage, vmPrecheck, VmUnavailableError, type VmResult } from '../harness/vm.js';
+import { chooseAccel, runInVm, vmImage, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from '../harness/vm.js';
 import { repoRoot } from '../harness/util.js';
 
-const gate = process.env.SHIM_TEST_VM ?? '';
-const enabled = gate !== '' && gate !== '0';
-const required = gate === 'require';
-const precheck = enabled ? vmPrecheck() : undefined;
-const skip = !enabled
-  ? 'boots the Debian 12 test VM (slow under TCG): set SHIM_TEST_VM=1 to run it'
-  : precheck !== undefined && !required
-    ? precheck
-    : false;
+const skip = vmTestSkip();
+const required = vmRequired();
 
 /** Each check prints its output between markers with its exit status: `@@begin name` … `@@end name <status>`. */
 const SCRIPT = String.raw`
@@ -62,6 +55,7 @@ describe('test VM: Debian 12 guest, pure cgroup v2', { timeout: 45 * 60_000 }, (
 
   before(async () => {
     if (skip) return;
+    const precheck = vmPrecheck();
     if (precheck !== undefined) throw new Error(`SHIM_TEST_VM=require but the VM cannot run here: ${precheck}`);
     try {
       const t0 = Date.now();

@@ -216,6 +216,22 @@ function bootAndRun(argv: string[], bootTimeoutMs: number, runTimeoutMs: number)
   });
 }
 
+/**
+ * The gate of the VM tests: they boot only with SHIM_TEST_VM=1 (or `require`: a VM that cannot run here then
+ * fails them instead of skipping). Returns the skip reason, or false to run.
+ */
+export function vmTestSkip(): string | false {
+  const gate = process.env.SHIM_TEST_VM ?? '';
+  if (gate === '' || gate === '0') return 'boots the Debian 12 test VM (slow under TCG emulation): set SHIM_TEST_VM=1 to run it';
+  if (vmRequired()) return false;
+  return vmPrecheck() ?? false;
+}
+
+/** SHIM_TEST_VM=require: the VM must run; VmUnavailableError fails the test. */
+export function vmRequired(): boolean {
+  return process.env.SHIM_TEST_VM === 'require';
+}
+
 /** Why the VM cannot run here before trying (qemu missing), else undefined. */
 export function vmPrecheck(): string | undefined {
   if (process.platform !== 'linux' || process.arch !== 'x64') return `the test VM is x86_64 Linux only (here ${process.platform}/${process.arch})`;

@@ -1,0 +1,53 @@
+// containerd 1.6 inside the test VM (pure cgroup v2): one boot runs the guest-side test file
+// test/vm/guest/stats-v2.ts with node's test runner, a container with our shim (dist/containerd-shim-ts-v2 of
+// the shared checkout) and one with the reference runc shim, each asked for Stats (v2 Metrics against the
+// cgroup files). Gated like vm-smoke: only with SHIM_TEST_VM=1 (slow under TCG).
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { runInVm, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from '../harness/vm.js';
+
+const skip = vmTestSkip();
+const GUEST_FILE = 'build/test/vm/guest/stats-v2.js';
+
+describe('test VM: containerd 1.6 with both shims on cgroup v2', { timeout: 45 * 60_000 }, () => {
+  let result: VmResult | undefined;
+  let unavailable: string | undefined;
+
+  before(async () => {
+    if (skip) return;
+    const precheck = vmPrecheck();
+    if (precheck !== undefined) throw new Error(`SHIM_TEST_VM=require but the VM cannot run here: ${precheck}`);
+    try {
+      // The checkout is read-only inside: the busybox image tarball is built under the guest's /tmp.
+      result = await runInVm(`node --test --test-reporter=tap ${GUEST_FILE}`, {
+        timeoutMs: 30 * 60_000,
+        env: { SHIM_TEST_IMAGE_CACHE: '/tmp/images' },
+      });
+      console.log(`# vm: boot ${result.bootMs} ms, boot + guest tests + power-off ${result.totalMs} ms (${result.accel})`);
+    } catch (err) {
+      if (err instanceof VmUnavailableError && !vmRequired()) unavailable = err.message;
+      else throw err;
+    }
+  });
+
+  for (const shim of ['ts', 'runc']) {
+    test(`${shim}: Stats answers v2 Metrics matching the cgroup files (in the VM)`, { skip }, (t) => {
+      if (unavailable !== undefined) return t.skip(unavailable);
+      assert.ok(result);
+      const name = `${shim}: Stats answers v2 Metrics matching the cgroup files`;
+      const line = result.stdout.split('\n').find((l) => l.includes(`- ${name}`));
+      const detail = `guest output: ${result.stdout.slice(-4000)}\nstderr: ${result.stderr.slice(-2000)}`;
+      assert.ok(line, `no result for "${name}"; ${detail}`);
+      assert.match(line, /^\s*ok \d+ /, detail);
+      assert.doesNotMatch(line, /# SKIP/, detail);
+    });
+  }
+
+  test('the guest test file passed as a whole', { skip }, (t) => {
+    if (unavailable !== undefined) return t.skip(unavailable);
+    assert.ok(result);
+    assert.equal(result.status, 0, `guest output: ${result.stdout.slice(-4000)}\nstderr: ${result.stderr.slice(-2000)}`);
+    assert.match(result.stdout, /^# fail 0$/m);
+    assert.match(result.stdout, /^# pass 2$/m);
+  });
+});

@@ -1,0 +1,84 @@
+// Runs INSIDE the test VM (pure cgroup v2), started by test/e2e/vm-containerd.test.ts: `node --test` on its
+// compiled form build/test/vm/guest/stats-v2.js (not a *.test.js, so the host's run never picks it up).
+// A private containerd 1.6 (the guest's Debian package), one container with each shim, and the shim's Stats
+// answered with io.containerd.cgroups.v2.Metrics whose figures match the container's cgroup files.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import * as api from '../../../protocol/gen/containerd/runtime/v2/task/shim.js';
+import { Metrics } from '../../../protocol/gen/cgroups/v2/stats/metrics.js';
+import { RUNTIMES, listTasks, shimBinDir, startContainerd, waitTaskStatus, type Containerd, type Runtime } from '../../harness/containerd.js';
+import { DEFAULT_IMAGE, importImage } from '../../harness/image.js';
+import { connectShim } from '../../harness/shim-client.js';
+import { uniqueId, waitFor } from '../../harness/util.js';
+
+const pureV2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+const short = (rt: Runtime) => (rt === 'io.containerd.ts.v2' ? 'ts' : 'runc');
+const MEMORY_LIMIT = 64 * 1024 * 1024;
+
+/** The container's cgroup directory from /proc/<pid>/cgroup (`0::/path` on cgroup v2). */
+async function cgroupDir(pid: number): Promise<string> {
+  const line = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').find((l) => l.startsWith('0::'));
+  assert.ok(line, `no cgroup v2 line in /proc/${pid}/cgroup`);
+  return `/sys/fs/cgroup${line.slice(3)}`;
+}
+
+const readNumber = async (dir: string, file: string) => {
+  const text = (await readFile(`${dir}/${file}`, 'utf8')).trim();
+  return text === 'max' ? 0n : BigInt(text);
+};
+const statField = async (dir: string, file: string, key: string) => {
+  const line = (await readFile(`${dir}/${file}`, 'utf8')).split('\n').find((l) => l.startsWith(`${key} `));
+  assert.ok(line, `${key} in ${file}`);
+  return BigInt(line.split(' ')[1]!);
+};
+
+describe('containerd 1.6 in the test VM: Stats on cgroup v2', { skip: pureV2 ? false : 'needs a pure cgroup v2 host (the test VM)', timeout: 20 * 60_000 }, () => {
+  let cd: Containerd;
+
+  before(async () => {
+    cd = await startContainerd({ version: '1.6', shimDirs: [shimBinDir()], readyTimeoutMs: 120_000 });
+    await importImage(cd);
+  });
+  after(async () => {
+    await cd?.stop();
+  });
+
+  for (const rt of RUNTIMES) {
+    test(`${short(rt)}: Stats answers v2 Metrics matching the cgroup files`, async () => {
+      const id = uniqueId('st');
+      await cd.ctr(['run', '-d', '--runtime', rt, '--memory-limit', String(MEMORY_LIMIT), DEFAULT_IMAGE, id, 'sleep', '600'], { timeoutMs: 120_000 });
+      try {
+        const task = await waitTaskStatus(cd, id, 'RUNNING', 120_000);
+        const dir = await cgroupDir(task.pid);
+        assert.ok(dir.endsWith(`/${id}`), `the container's own cgroup: ${dir}`);
+        const shim = await connectShim(cd, id);
+        try {
+          const cpuBefore = await statField(dir, 'cpu.stat', 'usage_usec');
+          const res = await shim.call('Stats', { id }, api.StatsRequest, api.StatsResponse, 60_000);
+          const cpuAfter = await statField(dir, 'cpu.stat', 'usage_usec');
+          assert.ok(res.stats, 'Stats answered no metrics');
+          assert.equal(res.stats.typeUrl, 'io.containerd.cgroups.v2.Metrics');
+          const m = Metrics.decode(res.stats.value);
+          assert.ok(m.memory && m.pids && m.cpu, 'memory, pids and cpu in the metrics');
+          assert.equal(m.memory.usageLimit, BigInt(MEMORY_LIMIT));
+          assert.equal(m.memory.usageLimit, await readNumber(dir, 'memory.max'));
+          assert.ok(m.memory.usage > 0n && m.memory.usage <= m.memory.usageLimit, `memory.usage ${m.memory.usage}`);
+          assert.equal(m.pids.current, 1n, 'sleep alone in the container');
+          assert.equal(m.pids.current, await readNumber(dir, 'pids.current'));
+          assert.equal(m.pids.limit, await readNumber(dir, 'pids.max'));
+          assert.ok(m.cpu.usageUsec >= cpuBefore && m.cpu.usageUsec <= cpuAfter, `cpu usage ${m.cpu.usageUsec} within [${cpuBefore}, ${cpuAfter}]`);
+          assert.equal(m.memoryEvents?.oomKill ?? 0n, await statField(dir, 'memory.events', 'oom_kill'));
+        } finally {
+          shim.close();
+        }
+      } finally {
+        await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id], { allowFail: true });
+        await waitFor(async () => !(await listTasks(cd)).some((t) => t.id === id && t.status === 'RUNNING'), 60_000, `${id} stopped`).catch(() => undefined);
+        await cd.ctr(['task', 'rm', '-f', id], { allowFail: true });
+        await cd.ctr(['container', 'rm', id], { allowFail: true });
+      }
+    });
+  }
+});
