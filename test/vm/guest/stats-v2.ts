@@ -24,9 +24,10 @@ async function cgroupDir(pid: number): Promise<string> {
   return `/sys/fs/cgroup${line.slice(3)}`;
 }
 
+/** A single-value cgroup file; "max" is 2^64-1 in Metrics, as containerd's cgroups package reads it. */
 const readNumber = async (dir: string, file: string) => {
   const text = (await readFile(`${dir}/${file}`, 'utf8')).trim();
-  return text === 'max' ? 0n : BigInt(text);
+  return text === 'max' ? 2n ** 64n - 1n : BigInt(text);
 };
 const statField = async (dir: string, file: string, key: string) => {
   const line = (await readFile(`${dir}/${file}`, 'utf8')).split('\n').find((l) => l.startsWith(`${key} `));
