@@ -1,14 +1,14 @@
 // Runs INSIDE the test VM (pure cgroup v2), started by test/e2e/vm-containerd.test.ts: `node --test` on its
 // compiled form build/test/vm/guest/stats-v2.js (not a *.test.js, so the host's run never picks it up).
-// A private containerd 1.6 (the guest's Debian package), one container with each shim, and the shim's Stats
-// answered with io.containerd.cgroups.v2.Metrics whose figures match the container's cgroup files.
+// A private containerd (1.6: the guest's Debian package; 1.7/2.1: the checkout's .cache/containerd, shared),
+// picked by SHIM_TEST_CONTAINERD, one container with each shim, and the shim's Stats answered with io.containerd.cgroups.v2.Metrics whose figures match the container's cgroup files.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import * as api from '../../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Metrics } from '../../../protocol/gen/cgroups/v2/stats/metrics.js';
-import { RUNTIMES, listTasks, shimBinDir, startContainerd, waitTaskStatus, type Containerd, type Runtime } from '../../harness/containerd.js';
+import { RUNTIMES, listTasks, selectedVersions, shimBinDir, startContainerd, waitTaskStatus, type Containerd, type Runtime } from '../../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../../harness/image.js';
 import { connectShim } from '../../harness/shim-client.js';
 import { uniqueId, waitFor } from '../../harness/util.js';
@@ -35,11 +35,11 @@ const statField = async (dir: string, file: string, key: string) => {
   return BigInt(line.split(' ')[1]!);
 };
 
-describe('containerd 1.6 in the test VM: Stats on cgroup v2', { skip: pureV2 ? false : 'needs a pure cgroup v2 host (the test VM)', timeout: 20 * 60_000 }, () => {
+for (const version of selectedVersions()) describe(`containerd ${version} in the test VM: Stats on cgroup v2`, { skip: pureV2 ? false : 'needs a pure cgroup v2 host (the test VM)', timeout: 20 * 60_000 }, () => {
   let cd: Containerd;
 
   before(async () => {
-    cd = await startContainerd({ version: '1.6', shimDirs: [shimBinDir()], readyTimeoutMs: 120_000 });
+    cd = await startContainerd({ version, shimDirs: [shimBinDir()], readyTimeoutMs: 120_000 });
     await importImage(cd);
   });
   after(async () => {
@@ -47,7 +47,7 @@ describe('containerd 1.6 in the test VM: Stats on cgroup v2', { skip: pureV2 ? f
   });
 
   for (const rt of RUNTIMES) {
-    test(`${short(rt)}: Stats answers v2 Metrics matching the cgroup files`, async () => {
+    test(`containerd ${version}, ${short(rt)}: Stats answers v2 Metrics matching the cgroup files`, async () => {
       const id = uniqueId('st');
       await cd.ctr(['run', '-d', '--runtime', rt, '--memory-limit', String(MEMORY_LIMIT), DEFAULT_IMAGE, id, 'sleep', '600'], { timeoutMs: 120_000 });
       try {
