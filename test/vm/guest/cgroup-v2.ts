@@ -1,5 +1,5 @@
 // Runs INSIDE the test VM (pure cgroup v2), started by test/e2e/vm-containerd.test.ts: `node --test` on its
-// compiled form build/test/vm/guest/stats-v2.js (not a *.test.js, so the host's run never picks it up).
+// compiled form build/test/vm/guest/cgroup-v2.js (not a *.test.js, so the host's run never picks it up).
 // A private containerd (1.6: the guest's Debian package; 1.7/2.1: the checkout's .cache/containerd, shared),
 // picked by SHIM_TEST_CONTAINERD, one container with each shim, and the shim's Stats answered with io.containerd.cgroups.v2.Metrics whose figures match the container's cgroup files.
 import assert from 'node:assert/strict';
@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import * as api from '../../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Metrics } from '../../../protocol/gen/cgroups/v2/stats/metrics.js';
-import { RUNTIMES, listTasks, selectedVersions, shimBinDir, startContainerd, waitTaskStatus, type Containerd, type Runtime } from '../../harness/containerd.js';
+import { Empty } from '../../../protocol/gen/google/protobuf/empty.js';
+import { RUNTIMES, listTasks, pauseTask, selectedVersions, shimBinDir, startContainerd, waitTaskStatus, type Containerd, type Runtime } from '../../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../../harness/image.js';
 import { connectShim } from '../../harness/shim-client.js';
 import { uniqueId, waitFor } from '../../harness/util.js';
@@ -46,13 +47,64 @@ for (const version of selectedVersions()) describe(`containerd ${version} in the
     await cd?.stop();
   });
 
+  /** Runs `sleep 600` in a container with a 64 MiB memory limit, gives `body` its id, pid and cgroup dir, removes it. */
+  async function withContainer(rt: Runtime, body: (id: string, pid: number, dir: string) => Promise<void>): Promise<void> {
+    const id = uniqueId('c');
+    await cd.ctr(['run', '-d', '--runtime', rt, '--memory-limit', String(MEMORY_LIMIT), DEFAULT_IMAGE, id, 'sleep', '600'], { timeoutMs: 120_000 });
+    try {
+      const task = await waitTaskStatus(cd, id, 'RUNNING', 120_000);
+      await body(id, task.pid, await cgroupDir(task.pid));
+    } finally {
+      await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id], { allowFail: true });
+      await waitFor(async () => !(await listTasks(cd)).some((t) => t.id === id && t.status === 'RUNNING'), 60_000, `${id} stopped`).catch(() => undefined);
+      await cd.ctr(['task', 'rm', '-f', id], { allowFail: true });
+      await cd.ctr(['container', 'rm', id], { allowFail: true });
+    }
+  }
+
   for (const rt of RUNTIMES) {
+    test(`containerd ${version}, ${short(rt)}: Update of memory, cpu and pids shows in the cgroup v2 files and Stats`, async () => {
+      await withContainer(rt, async (id, _pid, dir) => {
+        const shim = await connectShim(cd, id);
+        try {
+          const resources = { memory: { limit: 96 * 1024 * 1024 }, cpu: { quota: 50_000, period: 100_000 }, pids: { limit: 50 } };
+          await shim.call(
+            'Update',
+            { id, resources: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources', value: Buffer.from(JSON.stringify(resources)) }, annotations: {} },
+            api.UpdateTaskRequest,
+            Empty,
+            60_000,
+          );
+          assert.equal(await readNumber(dir, 'memory.max'), BigInt(96 * 1024 * 1024));
+          assert.equal((await readFile(`${dir}/cpu.max`, 'utf8')).trim(), '50000 100000');
+          assert.equal(await readNumber(dir, 'pids.max'), 50n);
+          const res = await shim.call('Stats', { id }, api.StatsRequest, api.StatsResponse, 60_000);
+          const m = Metrics.decode(res.stats!.value);
+          assert.equal(m.memory?.usageLimit, BigInt(96 * 1024 * 1024));
+          assert.equal(m.pids?.limit, 50n);
+        } finally {
+          shim.close();
+        }
+      });
+    });
+
+    test(`containerd ${version}, ${short(rt)}: pause freezes the cgroup (cgroup.freeze), resume thaws it`, async (t) => {
+      await withContainer(rt, async (id, _pid, dir) => {
+        const frozen = async () => (await readFile(`${dir}/cgroup.events`, 'utf8')).match(/^frozen (\d)$/m)?.[1];
+        assert.equal(await frozen(), '0');
+        await pauseTask(cd, id, rt, (msg) => t.diagnostic(msg));
+        await waitTaskStatus(cd, id, 'PAUSED', 60_000);
+        assert.equal((await readFile(`${dir}/cgroup.freeze`, 'utf8')).trim(), '1');
+        await waitFor(async () => (await frozen()) === '1', 60_000, 'cgroup.events: frozen 1');
+        await cd.ctr(['task', 'resume', id], { timeoutMs: 60_000 });
+        await waitTaskStatus(cd, id, 'RUNNING', 60_000);
+        assert.equal((await readFile(`${dir}/cgroup.freeze`, 'utf8')).trim(), '0');
+        await waitFor(async () => (await frozen()) === '0', 60_000, 'cgroup.events: frozen 0');
+      });
+    });
+
     test(`containerd ${version}, ${short(rt)}: Stats answers v2 Metrics matching the cgroup files`, async () => {
-      const id = uniqueId('st');
-      await cd.ctr(['run', '-d', '--runtime', rt, '--memory-limit', String(MEMORY_LIMIT), DEFAULT_IMAGE, id, 'sleep', '600'], { timeoutMs: 120_000 });
-      try {
-        const task = await waitTaskStatus(cd, id, 'RUNNING', 120_000);
-        const dir = await cgroupDir(task.pid);
+      await withContainer(rt, async (id, _pid, dir) => {
         assert.ok(dir.endsWith(`/${id}`), `the container's own cgroup: ${dir}`);
         const shim = await connectShim(cd, id);
         try {
@@ -74,12 +126,7 @@ for (const version of selectedVersions()) describe(`containerd ${version} in the
         } finally {
           shim.close();
         }
-      } finally {
-        await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id], { allowFail: true });
-        await waitFor(async () => !(await listTasks(cd)).some((t) => t.id === id && t.status === 'RUNNING'), 60_000, `${id} stopped`).catch(() => undefined);
-        await cd.ctr(['task', 'rm', '-f', id], { allowFail: true });
-        await cd.ctr(['container', 'rm', id], { allowFail: true });
-      }
+      });
     });
   }
 });
