@@ -29,6 +29,8 @@ describe(`test VM: containerd ${VERSIONS.join(' and ')} with both shims on cgrou
         env: { SHIM_TEST_IMAGE_CACHE: '/tmp/images', SHIM_TEST_CONTAINERD: VERSIONS.join(',') },
       });
       console.log(`# vm: boot ${result.bootMs} ms, boot + guest tests + power-off ${result.totalMs} ms (${result.accel})`);
+      // The guest runner's diagnostics (pause retries, totals), which the host's report would not show otherwise.
+      for (const l of result.stdout.split('\n')) if (/^\s*# (?!Subtest:)/.test(l)) console.log(`# vm guest:${l.replace(/^\s*#/, '')}`);
     } catch (err) {
       if (err instanceof VmUnavailableError && !vmRequired()) unavailable = err.message;
       else throw err;

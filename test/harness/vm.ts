@@ -126,15 +126,19 @@ export async function runInVm(command: string, opts: VmRunOptions = {}): Promise
     ];
     if (checkout.includes(',')) throw new Error(`runInVm: a checkout path with a comma cannot be shared by -virtfs: ${checkout}`);
     // flock serialises VMs on this host; the marker tells when this one's clock starts.
-    const wrapped = ['flock', LOCK_FILE, 'sh', '-c', `echo ${LOCKED}; exec "$@"`, 'sh', ...qemu];
-    const run = await bootAndRun(wrapped, opts.bootTimeoutMs ?? 5 * 60_000, opts.timeoutMs ?? 10 * 60_000);
+    // Waiting for another VM is bounded by what that one may take at most (the defaults, plus a margin).
+    const lockWaitS = Math.ceil((5 * 60_000 + 30 * 60_000) / 1000);
+    const wrapped = ['flock', '-w', String(lockWaitS), LOCK_FILE, 'sh', '-c', `echo ${LOCKED}; exec "$@"`, 'sh', ...qemu];
+    const bootTimeoutMs = opts.bootTimeoutMs ?? 5 * 60_000;
+    const runTimeoutMs = opts.timeoutMs ?? 10 * 60_000;
+    const run = await bootAndRun(wrapped, bootTimeoutMs, runTimeoutMs);
     const consoleText = run.output;
     const failure = FAIL.exec(consoleText)?.[1];
     if (run.bootMs === undefined) {
-      const why = failure ?? (run.timedOut ? `the guest did not reach its init within ${opts.bootTimeoutMs ?? 5 * 60_000} ms` : `qemu exited (${run.code}) before the guest ran the command`);
+      const why = failure ?? (run.timedOut ? `the guest did not reach its init within ${bootTimeoutMs} ms` : `qemu exited (${run.code}) before the guest ran the command`);
       throw new VmUnavailableError(`VM (${accel.accel}: ${accel.why}) cannot run here: ${why}; console: ${lastLines(consoleText + run.stderr, 12)}`);
     }
-    if (run.timedOut) throw new Error(`runInVm: the command did not finish within ${opts.timeoutMs ?? 10 * 60_000} ms; console: ${lastLines(consoleText, 12)}`);
+    if (run.timedOut) throw new Error(`runInVm: the command did not finish within ${runTimeoutMs} ms; console: ${lastLines(consoleText, 12)}`);
     const statusPath = join(results, 'status');
     if (!existsSync(statusPath)) throw new Error(`runInVm: the VM powered off without a status (${failure ?? `qemu exit ${run.code}`}); console: ${lastLines(consoleText + run.stderr, 12)}`);
     const read = (name: string) => readFile(join(results, name), 'utf8').catch(() => '');
