@@ -105,6 +105,7 @@ export async function runInVm(command: string, opts: VmRunOptions = {}): Promise
   const image = await vmImage();
   const accel = chooseAccel();
   const checkout = repoRoot();
+  if (checkout.includes(',')) throw new Error(`runInVm: a checkout path with a comma cannot be shared by -virtfs: ${checkout}`);
   const results = await makeTempDir('vm-');
   try {
     const exports = Object.entries(opts.env ?? {})
@@ -124,10 +125,9 @@ export async function runInVm(command: string, opts: VmRunOptions = {}): Promise
       '-virtfs', `local,path=${checkout},mount_tag=src,security_model=none,readonly=on`,
       '-virtfs', `local,path=${results},mount_tag=results,security_model=none`,
     ];
-    if (checkout.includes(',')) throw new Error(`runInVm: a checkout path with a comma cannot be shared by -virtfs: ${checkout}`);
     // flock serialises VMs on this host; the marker tells when this one's clock starts.
-    // Waiting for another VM is bounded by what that one may take at most (the defaults, plus a margin).
-    const lockWaitS = Math.ceil((5 * 60_000 + 30 * 60_000) / 1000);
+    // Waiting for other VMs is bounded (an hour: the longest VM test file takes some minutes).
+    const lockWaitS = 3600;
     const wrapped = ['flock', '-w', String(lockWaitS), LOCK_FILE, 'sh', '-c', `echo ${LOCKED}; exec "$@"`, 'sh', ...qemu];
     const bootTimeoutMs = opts.bootTimeoutMs ?? 5 * 60_000;
     const runTimeoutMs = opts.timeoutMs ?? 10 * 60_000;
