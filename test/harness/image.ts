@@ -10,6 +10,11 @@ import { exec, repoRoot } from './util.js';
 
 export const DEFAULT_IMAGE = 'docker.io/library/busybox:test';
 
+/** Where built image tarballs are kept: .cache/images/, or SHIM_TEST_IMAGE_CACHE (the test VM's checkout is read-only). */
+function imageCacheDir(): string {
+  return process.env.SHIM_TEST_IMAGE_CACHE ?? join(repoRoot(), '.cache', 'images');
+}
+
 /** Bumped whenever the image layout below changes, so cached tarballs are rebuilt. */
 const FORMAT = 'busybox-image-v1';
 
@@ -229,7 +234,7 @@ async function buildBusyboxImageOnce(ref: string, cmd: string[]): Promise<BuiltI
   // The default Cmd keeps the key it always had (cached tarballs stay valid).
   const cmdKey = cmd.length === 1 && cmd[0] === 'sh' ? '' : `\0${JSON.stringify(cmd)}`;
   const key = sha256(`${FORMAT}\0${ref}\0${platform.architecture}\0${sha256(busybox)}${cmdKey}`).slice(0, 20);
-  const cacheDir = join(repoRoot(), '.cache', 'images');
+  const cacheDir = imageCacheDir();
   const tarball = join(cacheDir, `busybox-${key}.tar`);
   const metaFile = tarball + '.json';
   if (existsSync(tarball) && existsSync(metaFile)) {
@@ -270,7 +275,7 @@ export async function buildDockerArchive(ref = DEFAULT_IMAGE): Promise<{ tarball
   if (isDynamicElf(busybox)) throw new Error(`${bbPath} is dynamically linked; the image needs busybox-static`);
   const platform = hostPlatform();
   const key = sha256(`docker-archive\0${FORMAT}\0${ref}\0${platform.architecture}\0${sha256(busybox)}`).slice(0, 20);
-  const cacheDir = join(repoRoot(), '.cache', 'images');
+  const cacheDir = imageCacheDir();
   const tarball = join(cacheDir, `busybox-docker-${key}.tar`);
   const repoTag = dockerRepoTag(ref);
   if (existsSync(tarball)) return { tarball, repoTag };

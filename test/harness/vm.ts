@@ -1,0 +1,275 @@
+// The test VM: a Debian 12 guest (its own kernel 6.1, pure cgroup v2, CRIU-capable) booted by qemu to run ONE
+// command and power off. test/vm/build-image.sh builds the image from Debian packages (cached in .cache/vm/ by
+// its inputs); here qemu boots it with the checkout shared read-only at the same path as on the host and a
+// fresh results directory shared read-write, both over 9p, with no network device. The guest's init
+// (test/vm/guest-init.sh) runs the command from the results directory and leaves stdout, stderr and the exit
+// status there. KVM only with a hardware KVM module (kvm_intel/kvm_amd); otherwise TCG emulation, ~10x slower.
+// One VM at a time on a host (a lock file): the machine is small and shared.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeTempDir, removeDir, repoRoot } from './util.js';
+
+/** The VM cannot run here (no qemu, image build failed, the guest did not boot): tests skip with `message`. */
+export class VmUnavailableError extends Error {
+  override name = 'VmUnavailableError';
+}
+
+export interface VmRunOptions {
+  /** From the guest's init starting the command until it must have powered off (default 10 min). */
+  timeoutMs?: number;
+  /** From qemu starting until the guest's init runs the command (default 5 min: TCG on a loaded host). */
+  bootTimeoutMs?: number;
+  /** Exported in the guest before the command. */
+  env?: Record<string, string>;
+  memoryMb?: number;
+  /** At most 2 on the shared test machines. */
+  cpus?: number;
+}
+
+export interface VmResult {
+  stdout: string;
+  stderr: string;
+  /** The command's exit status in the guest. */
+  status: number;
+  /** The serial console: kernel messages and the guest init's markers. */
+  console: string;
+  accel: 'kvm' | 'tcg';
+  /** qemu start → the guest's init running the command. */
+  bootMs: number;
+  /** qemu start → qemu exited. */
+  totalMs: number;
+}
+
+/** Set by the guest init (test/vm/guest-init.sh, test/vm/initramfs-init.sh) on the console. */
+const RUNNING = 'SHIM_VM_RUNNING';
+const FAIL = /SHIM_VM_FAIL: (.*)/;
+const LOCKED = 'SHIM_VM_LOCKED';
+const LOCK_FILE = join(tmpdir(), 'containerd-shim-ts-vm.lock');
+const QEMU = 'qemu-system-x86_64';
+
+export interface Accel {
+  accel: 'kvm' | 'tcg';
+  why: string;
+}
+
+/**
+ * KVM only when a hardware KVM module is loaded and /dev/kvm opens: a software nested KVM (kvm_pvm, as on our
+ * CI machines) does not boot an unmodified kernel in useful time. SHIM_VM_ACCEL=kvm|tcg overrides.
+ */
+export function chooseAccel(): Accel {
+  const forced = process.env.SHIM_VM_ACCEL;
+  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, why: `SHIM_VM_ACCEL=${forced}` };
+  const hardware = ['kvm_intel', 'kvm_amd'].find((m) => existsSync(`/sys/module/${m}`));
+  if (!hardware) {
+    const loaded = ['kvm_pvm', 'kvm'].filter((m) => existsSync(`/sys/module/${m}`));
+    return { accel: 'tcg', why: `no hardware KVM module (kvm_intel/kvm_amd) loaded${loaded.length ? `; loaded: ${loaded.join(', ')}` : ''}` };
+  }
+  const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.split(/\s+/) ?? [];
+  if (!flags.includes('vmx') && !flags.includes('svm')) return { accel: 'tcg', why: `${hardware} loaded but the CPU shows no vmx/svm` };
+  try {
+    closeSync(openSync('/dev/kvm', 'r+'));
+  } catch (err) {
+    return { accel: 'tcg', why: `${hardware} loaded but /dev/kvm does not open: ${(err as Error).message}` };
+  }
+  return { accel: 'kvm', why: `${hardware} loaded, /dev/kvm opens` };
+}
+
+let imagePromise: Promise<string> | undefined;
+
+/** The image's directory (vmlinuz, initrd.img, rootfs.ext4), built once per inputs by test/vm/build-image.sh. */
+export function vmImage(): Promise<string> {
+  imagePromise ??= buildImage();
+  return imagePromise;
+}
+
+async function buildImage(): Promise<string> {
+  if (process.getuid?.() !== 0) throw new VmUnavailableError('the VM image is built as root (mmdebstrap, files owned by root)');
+  const script = join(repoRoot(), 'test', 'vm', 'build-image.sh');
+  const r = await runProcess('bash', [script], { timeoutMs: 30 * 60_000, env: { ...process.env, SHIM_VM_NODE: process.execPath } });
+  const dir = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.code !== 0 || !existsSync(join(dir, 'rootfs.ext4'))) {
+    throw new VmUnavailableError(`building the VM image failed (exit ${r.code}): ${lastLines(r.stderr, 8)}`);
+  }
+  return dir;
+}
+
+/**
+ * Boots the VM, runs `command` (sh) in it with the checkout as working directory, and returns its output and
+ * exit status once the VM has powered off. Throws VmUnavailableError when the VM cannot run here (the guest
+ * never got to the command), a plain Error when the command overran its timeout or left no status.
+ */
+export async function runInVm(command: string, opts: VmRunOptions = {}): Promise<VmResult> {
+  const image = await vmImage();
+  const accel = chooseAccel();
+  const checkout = repoRoot();
+  if (checkout.includes(',')) throw new Error(`runInVm: a checkout path with a comma cannot be shared by -virtfs: ${checkout}`);
+  const results = await makeTempDir('vm-');
+  try {
+    const exports = Object.entries(opts.env ?? {})
+      .map(([k, v]) => `export ${k}=${shellQuote(v)}\n`)
+      .join('');
+    await writeFile(join(results, 'command.sh'), `${exports}${command}\n`);
+    const cpus = Math.min(opts.cpus ?? 2, 2);
+    const kernelArgs = ['console=ttyS0', 'cgroup_no_v1=all', 'panic=-1', 'loglevel=4', `shim_vm.src=${checkout}`];
+    const qemu = [
+      QEMU, '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-monitor', 'none',
+      '-M', 'pc', '-smp', String(cpus), '-m', String(opts.memoryMb ?? 2048),
+      ...(accel.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
+      '-kernel', join(image, 'vmlinuz'), '-initrd', join(image, 'initrd.img'), '-append', kernelArgs.join(' '),
+      // snapshot=on: the guest's writes go to a temp file, the cached image stays as built.
+      '-drive', `file=${join(image, 'rootfs.ext4')},format=raw,if=virtio,snapshot=on`,
+      '-nic', 'none', '-serial', 'stdio',
+      '-virtfs', `local,path=${checkout},mount_tag=src,security_model=none,readonly=on`,
+      '-virtfs', `local,path=${results},mount_tag=results,security_model=none`,
+    ];
+    // flock serialises VMs on this host; the marker tells when this one's clock starts.
+    // Waiting for other VMs is bounded (an hour: the longest VM test file takes some minutes).
+    const lockWaitS = 3600;
+    const wrapped = ['flock', '-w', String(lockWaitS), LOCK_FILE, 'sh', '-c', `echo ${LOCKED}; exec "$@"`, 'sh', ...qemu];
+    const bootTimeoutMs = opts.bootTimeoutMs ?? 5 * 60_000;
+    const runTimeoutMs = opts.timeoutMs ?? 10 * 60_000;
+    const run = await bootAndRun(wrapped, bootTimeoutMs, runTimeoutMs);
+    const consoleText = run.output;
+    const failure = FAIL.exec(consoleText)?.[1];
+    if (run.bootMs === undefined) {
+      const why = failure ?? (run.timedOut ? `the guest did not reach its init within ${bootTimeoutMs} ms` : `qemu exited (${run.code}) before the guest ran the command`);
+      throw new VmUnavailableError(`VM (${accel.accel}: ${accel.why}) cannot run here: ${why}; console: ${lastLines(consoleText + run.stderr, 12)}`);
+    }
+    if (run.timedOut) throw new Error(`runInVm: the command did not finish within ${runTimeoutMs} ms; console: ${lastLines(consoleText, 12)}`);
+    const statusPath = join(results, 'status');
+    if (!existsSync(statusPath)) throw new Error(`runInVm: the VM powered off without a status (${failure ?? `qemu exit ${run.code}`}); console: ${lastLines(consoleText + run.stderr, 12)}`);
+    const read = (name: string) => readFile(join(results, name), 'utf8').catch(() => '');
+    return {
+      stdout: await read('stdout'),
+      stderr: await read('stderr'),
+      status: Number.parseInt(await read('status'), 10),
+      console: consoleText,
+      accel: accel.accel,
+      bootMs: run.bootMs,
+      totalMs: run.totalMs,
+    };
+  } finally {
+    await removeDir(results);
+  }
+}
+
+interface BootRun {
+  code: number | null;
+  output: string;
+  stderr: string;
+  timedOut: boolean;
+  bootMs?: number;
+  totalMs: number;
+}
+
+/** Process groups of VMs still running: killed if the test process exits first (qemu runs detached). */
+const liveGroups = new Set<number>();
+process.on('exit', () => {
+  for (const pgid of liveGroups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/** Runs qemu (behind flock), watching its serial console for the guest init's marker; kills it on overrun. */
+function bootAndRun(argv: string[], bootTimeoutMs: number, runTimeoutMs: number): Promise<BootRun> {
+  return new Promise((resolve, reject) => {
+    const [cmd, ...args] = argv as [string, ...string[]];
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    if (child.pid !== undefined) liveGroups.add(child.pid);
+    let output = '';
+    let stderr = '';
+    let started: number | undefined;
+    let bootMs: number | undefined;
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const killAll = () => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk;
+      if (started === undefined && output.includes(LOCKED)) {
+        started = Date.now();
+        output = output.slice(output.indexOf(LOCKED) + LOCKED.length + 1);
+        timer = setTimeout(killAll, bootTimeoutMs);
+      }
+      if (started !== undefined && bootMs === undefined && output.includes(RUNNING)) {
+        bootMs = Date.now() - started;
+        clearTimeout(timer);
+        timer = setTimeout(killAll, runTimeoutMs);
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (child.pid !== undefined) liveGroups.delete(child.pid);
+      resolve({ code, output, stderr, timedOut, bootMs, totalMs: started === undefined ? 0 : Date.now() - started });
+    });
+  });
+}
+
+/**
+ * The gate of the VM tests: they boot only with SHIM_TEST_VM=1 (or `require`: a VM that cannot run here then
+ * fails them instead of skipping). Returns the skip reason, or false to run.
+ */
+export function vmTestSkip(): string | false {
+  const gate = process.env.SHIM_TEST_VM ?? '';
+  if (gate === '' || gate === '0') return 'boots the Debian 12 test VM (slow under TCG emulation): set SHIM_TEST_VM=1 to run it';
+  if (vmRequired()) return false;
+  return vmPrecheck() ?? false;
+}
+
+/** SHIM_TEST_VM=require: the VM must run; VmUnavailableError fails the test. */
+export function vmRequired(): boolean {
+  return process.env.SHIM_TEST_VM === 'require';
+}
+
+/** Why the VM cannot run here before trying (qemu missing), else undefined. */
+export function vmPrecheck(): string | undefined {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return `the test VM is x86_64 Linux only (here ${process.platform}/${process.arch})`;
+  if (process.getuid?.() !== 0) return 'the test VM needs root';
+  const path = (process.env.PATH ?? '').split(':');
+  if (!path.some((d) => existsSync(join(d, QEMU))) && !path.some((d) => existsSync(join(d, 'apt-get')))) {
+    return `${QEMU} not found (apt-get install qemu-system-x86)`;
+  }
+  return undefined;
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+function lastLines(text: string, n: number): string {
+  return text.trim().split('\n').slice(-n).join(' | ');
+}
+
+function runProcess(cmd: string, args: string[], o: { timeoutMs: number; env: NodeJS.ProcessEnv }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: null, stdout, stderr: stderr + String(err) });
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
