@@ -3,10 +3,12 @@
  * see TaskExit, and containerd closes that task's connection then: a Kill still unanswered on it failed with
  * "ttrpc: closed" (CRI's StopPodSandbox, seen under load). Run by hand with our own events endpoint at
  * TTRPC_ADDRESS, which records when each event arrives; the Kill's reply time is taken on the same event loop.
+ * runc is wrapped so that `runc kill` returns 300 ms after it signalled (as on a loaded host): without the
+ * ordering, the exit would come a clear 300 ms before the reply.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Empty } from '../../protocol/gen/google/protobuf/empty.js';
@@ -14,7 +16,7 @@ import { ForwardRequest } from '../../protocol/gen/containerd/api/services/ttrpc
 import { TtrpcServer } from '../../protocol/ttrpc/server.js';
 import { EVENTS_SERVICE } from '../../shim/events/publisher.js';
 import { makeTempDir, uniqueId, waitFor } from '../harness/util.js';
-import { cleanupByHand, connectTask, createAndStart, makeBundle, runShim, shimSocket } from '../fixtures/shim-by-hand.js';
+import { cleanupByHand, connectTask, createAndStart, makeBundle, runShim, runcOptionsAny, shimSocket } from '../fixtures/shim-by-hand.js';
 
 const TIMEOUT = { timeout: 180_000 };
 const ROUNDS = 6;
@@ -28,6 +30,7 @@ describe('Kill answered before the exit it caused is published', () => {
   const events: Array<{ topic: string; at: number; seq: number }> = [];
   let seq = 0;
   let server: TtrpcServer;
+  let slowKillRunc: string;
 
   before(async () => {
     tmp = await makeTempDir('ko-');
@@ -37,11 +40,19 @@ describe('Kill answered before the exit it caused is published', () => {
     server.register(EVENTS_SERVICE, {
       Forward: async (payload) => {
         const env = ForwardRequest.decode(payload).envelope!;
+        // Both answers can be readable in the same poll of this process, in either order: two turns of the
+        // event loop let a reply already received be handled first. (Without the shim's ordering the exit
+        // comes a runc exit and a reap earlier, which this does not hide.)
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        await new Promise<void>((resolve) => setImmediate(resolve));
         events.push({ topic: env.topic, at: performance.now(), seq: seq++ });
         return Empty.encode({}).finish();
       },
     });
     await server.listen({ path: `${address}.ttrpc` });
+    slowKillRunc = join(tmp, 'runc-slow-kill');
+    await writeFile(slowKillRunc, '#!/bin/sh\nfor a; do\n  if [ "$a" = kill ]; then runc "$@"; rc=$?; sleep 0.3; exit $rc; fi\ndone\nexec runc "$@"\n');
+    await chmod(slowKillRunc, 0o755);
   });
   after(async () => {
     server?.close();
@@ -60,7 +71,7 @@ describe('Kill answered before the exit it caused is published', () => {
       assert.equal(r.code, 0, r.stderr);
       const conn = await connectTask(shimSocket(address, ns, id), ns);
       try {
-        await createAndStart(conn, id, bundle);
+        await createAndStart(conn, id, bundle, { options: runcOptionsAny({ binaryName: slowKillRunc }) });
         const first = events.length;
         await conn.call('Kill', { id, execId: '', signal: 9, all: false }, api.KillRequest, Empty);
         const killAnswered = { at: performance.now(), seq: seq++ };
