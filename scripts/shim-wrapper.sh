@@ -79,7 +79,7 @@ fast_delete() {
 # write our pid into the FIFO and wait for
 # SIGUSR1 (answered: the address is on our stdout) or SIGUSR2 (refused). A spare that dies or says nothing
 # for 5 s is given up on, unless it already claimed the answer (<bundle>/.start-answer.<our pid>, created exclusively
-# by whichever of us answers). Returns non-zero to start Node instead.
+# by whichever of us answers): then it is waited for while it lives. Returns non-zero to start Node instead.
 spare_start() {
   [ "${CONTAINERD_SHIM_TS_SPARE:-1}" != 0 ] || return 1
   # The spare writes the answer through /proc/<pid>/fd/1: a pipe (containerd's) or a file, not a socket; and a
@@ -105,9 +105,15 @@ spare_start() {
     [ "$got" != no ] && kill -0 "$spare" 2>/dev/null || return 1 # refused, or died before answering
     # Silent for 5 s: take the answer back, unless the spare has it already.
     if (set -C && : >".start-answer.$$") 2>/dev/null; then return 1; fi
-    wait_spare 200 && return 0
-    echo "containerd-shim-ts-v2: the spare daemon $spare took the start but did not answer" >&2
-    exit 1
+    # The spare claimed the answer: it is writing it. On a loaded host that can take long: wait while it lives.
+    wait_spare 1200 && return 0
+    if kill -0 "$spare" 2>/dev/null; then
+      echo "containerd-shim-ts-v2: the spare daemon $spare took the start but did not answer in 60 s" >&2
+      exit 1
+    fi
+    # It died after claiming: Node answers instead. (Had it written the address before dying, containerd
+    # reads both and the start fails, as it would have anyway with a dead daemon.)
+    return 1
   done
   return 1
 }
