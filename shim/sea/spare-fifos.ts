@@ -3,15 +3,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SHIM_SOCKET_DIR } from '../platform/socket-address.js';
 import { SHIM_BUILD_ID } from '../version.js';
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+import { processExists as isAlive } from '../../reaper/children.js';
 
 /** FIFO path and pid of each live spare of this build. */
 export function liveSpareFifos(dir = SHIM_SOCKET_DIR): Array<{ fifo: string; pid: number }> {

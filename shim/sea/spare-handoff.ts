@@ -10,7 +10,8 @@ import { closeSync, constants, fstatSync, openSync, readFileSync, writeFileSync,
 import { isatty } from 'node:tty';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sparesEnabled } from '../spare/spare-files.js';
-import { isAlive, liveSpareFifos } from './spare-fifos.js';
+import { liveSpareFifos } from './spare-fifos.js';
+import { processExists as isAlive } from '../../reaper/children.js';
 
 /** Where the runtime options are, when they were read off stdin for a spare that then did not answer. */
 export const SAVED_OPTIONS_FILE = '.start-options';

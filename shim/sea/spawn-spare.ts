@@ -7,7 +7,8 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { isAlive, liveSpareFifos } from './spare-fifos.js';
+import { liveSpareFifos } from './spare-fifos.js';
+import { processExists as isAlive } from '../../reaper/children.js';
 import { sparesEnabled, spareBootingPath } from '../spare/spare-files.js';
 import { DAEMON_NODE_OPTIONS, selfCommand } from './self.js';
 

@@ -9,6 +9,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SHIM_SOCKET_DIR } from '../platform/socket-address.js';
 import { SHIM_BUILD_ID } from '../version.js';
+import { processExists as isAlive } from '../../reaper/children.js';
 
 /** CONTAINERD_SHIM_TS_SPARE=0 in containerd's environment: no spare, every start starts Node. */
 export const SPARE_ENV = 'CONTAINERD_SHIM_TS_SPARE';
@@ -26,15 +27,6 @@ export function spareFifoPath(pid: number, dir = SHIM_SOCKET_DIR): string {
 /** The wrapper's mark that a spare of this build is booting (holds its pid); the spare removes it when ready. */
 export function spareBootingPath(dir = SHIM_SOCKET_DIR): string {
   return join(dir, `ts-spare-${SHIM_BUILD_ID}.booting`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Pids of live spares of this build, and FIFOs of dead ones (to remove). */
