@@ -10,6 +10,7 @@ import { Duplex } from 'node:stream';
 import koffi from 'koffi';
 import type { Logger } from 'pino';
 import * as sys from './sys.js';
+import { STREAM_FD, type EndpointRef } from './handoff.js';
 
 /**
  * Duplex over a non-blocking fd using koffi's uv_poll (undocumented koffi API, kept in this module only).
@@ -29,6 +30,7 @@ class PolledFdDuplex extends Duplex {
     this.#fd = fd;
     this.#log = log?.isLevelEnabled('debug') ? log : undefined;
     sys.setNonBlocking(fd, true);
+    Object.defineProperty(this, STREAM_FD, { get: (): EndpointRef => ({ fd: this.destroyed ? -1 : this.#fd, type: 'pty' }) });
   }
 
   #rearm(): void {

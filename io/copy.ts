@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { ShimError, kindOf } from '../protocol/errdefs.js';
+import { STREAM_FD, type EndpointRef } from './handoff.js';
 
 export interface Copy {
   /** Resolves when the source ended and everything was written (or the copy failed/was stopped). */
@@ -19,6 +20,22 @@ export interface Copy {
   end(): void;
   /** Bytes read from the source so far: lets callers tell a slow drain from a stuck one. */
   readonly bytes: number;
+  /** Absent on a copy that was already finished when it was handed over. */
+  readonly src?: Readable;
+  readonly dst?: Writable;
+  readonly finished: boolean;
+  readonly endsDestination: boolean;
+  /** Stops moving bytes, ending nothing (a hand-over to another process is being prepared). */
+  hold(): void;
+  /** After hold(): resolves once the destination has written everything it was given (or the copy ended). */
+  flushed(): Promise<void>;
+  /**
+   * After hold() and flushed(), synchronously: the bytes the source has read and not passed on. They stay
+   * with this copy too: release() writes them first.
+   */
+  unwritten(): Buffer;
+  /** Undoes hold(). */
+  release(): void;
 }
 
 export interface CopyOptions {
@@ -87,10 +104,53 @@ export function startCopy(src: Readable, dst: Writable, opts: CopyOptions): Copy
   src.pipe(dst, { end: false });
   src.on('data', count);
   if (isEnded(src)) onSourceEnd();
+  let holding = false;
+  let carry: Buffer[] = [];
   return {
     done,
+    src,
+    dst,
+    endsDestination: opts.endDestination !== false,
+    get finished() {
+      return finished;
+    },
     get bytes() {
       return bytes;
+    },
+    hold() {
+      if (finished || holding) return;
+      holding = true;
+      src.off('data', count);
+      src.unpipe(dst);
+      src.pause();
+    },
+    async flushed() {
+      while (!finished && (dst.writableLength > 0 || (dst.writableEnded && !dst.writableFinished))) {
+        await new Promise<void>((resolve) => {
+          const wake = (): void => {
+            for (const e of ['drain', 'finish', 'close']) dst.off(e, wake);
+            resolve();
+          };
+          for (const e of ['drain', 'finish', 'close']) dst.once(e, wake);
+        });
+      }
+    },
+    unwritten() {
+      for (let c: Buffer | null; (c = src.read() as Buffer | null) !== null; ) carry.push(c);
+      return Buffer.concat(carry);
+    },
+    release() {
+      if (!holding) return;
+      holding = false;
+      if (finished) return;
+      const pending = carry;
+      carry = [];
+      for (const c of pending) {
+        bytes += c.length;
+        dst.write(c);
+      }
+      src.pipe(dst, { end: false });
+      src.on('data', count);
     },
     end() {
       src.off('data', count);
@@ -103,6 +163,22 @@ export function startCopy(src: Readable, dst: Writable, opts: CopyOptions): Copy
       if (opts.endDestination !== false) dst.destroy();
       finish();
     },
+  };
+}
+
+/** A copy that had finished before its process's IO was handed over (nothing left to move). */
+export function finishedCopy(bytes: number): Copy {
+  return {
+    done: Promise.resolve(),
+    bytes,
+    finished: true,
+    endsDestination: true,
+    stop() {},
+    end() {},
+    hold() {},
+    flushed: () => Promise.resolve(),
+    unwritten: () => Buffer.alloc(0),
+    release() {},
   };
 }
 
@@ -143,7 +219,7 @@ export class SharedFile {
       this.release();
     };
     const handle = this.handle;
-    return new Writable({
+    const w = new Writable({
       highWaterMark: 64 * 1024,
       write(chunk: Buffer, _enc, cb) {
         const writeAll = async (): Promise<void> => {
@@ -163,11 +239,18 @@ export class SharedFile {
         cb(err);
       },
     });
+    Object.defineProperty(w, STREAM_FD, { get: (): EndpointRef => ({ fd: this.#closed ? -1 : handle.fd, type: 'file' }) });
+    return w;
   }
 
   private release(): void {
     if (--this.#refs > 0 || this.#closed) return;
     this.close();
+  }
+
+  /** The open fd, or -1 once closed. */
+  get fd(): number {
+    return this.#closed ? -1 : this.handle.fd;
   }
 
   /** Closes the fd now (also when writers are still attached: Delete after a bounded wait). */

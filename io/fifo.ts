@@ -22,6 +22,8 @@ export interface FifoWriter {
   releaseReader(): void;
   /** Bytes in the FIFO the client has not read yet (0 once the held reader is released). */
   unread(): number;
+  /** The held read fd, -1 once released. */
+  readonly heldFd: number;
 }
 
 function abortError(signal: AbortSignal, what: string): ShimError {
@@ -64,6 +66,9 @@ export async function openFifoWriter(path: string, signal: AbortSignal): Promise
     let held = rfd;
     return {
       stream,
+      get heldFd() {
+        return held;
+      },
       releaseReader() {
         sys.closeQuietly(held);
         held = -1;
@@ -91,6 +96,8 @@ export interface FifoReader {
    * Closes the held writer (CloseIO). EOF reaches `stream` once every client writer is gone too. Idempotent.
    */
   closeWriter(): void;
+  /** The held writer, -1 once closed. */
+  readonly writerFd: number;
 }
 
 /**
@@ -107,6 +114,9 @@ export function openFifoReader(path: string, holdWriter = true): FifoReader {
     const stream = new net.Socket({ fd: rfd, readable: true, writable: false });
     return {
       stream,
+      get writerFd() {
+        return wfd;
+      },
       closeWriter() {
         sys.closeQuietly(wfd);
         wfd = -1;

@@ -11,7 +11,11 @@ import { ShimError, kindOf } from '../protocol/errdefs.js';
 import { BinaryLogger, childProcessSpawner, type SpawnLogger } from './binary-logger.js';
 import { Console } from './console.js';
 import { ConsoleSocket } from './console-socket.js';
-import { SharedFile, startCopy, type Copy } from './copy.js';
+import { SharedFile, finishedCopy, startCopy, type Copy } from './copy.js';
+import { endpointOf, type CopyHandoff, type EndpointRef, type IOHandoff } from './handoff.js';
+import net from 'node:net';
+import { write as writeFd } from 'node:fs';
+import { Writable as WritableStream, type Readable } from 'node:stream';
 import { openFifoReader, openFifoWriter, type FifoReader } from './fifo.js';
 import { PipeSet, type ChildStdio } from './pipes.js';
 import * as sys from './sys.js';
@@ -67,6 +71,13 @@ export interface ProcessIO {
   delivered(idleMs: number, maxMs: number): Promise<boolean>;
   /** Releases everything (Delete, failed Create). Idempotent. */
   close(): Promise<void>;
+  /** In-place upgrade: stop moving bytes, ending and losing nothing (release() undoes it). */
+  hold(): void;
+  /** After hold(): resolves once every destination has written what it was given. */
+  flushed(): Promise<void>;
+  /** Synchronously, after flushed(): what the next image of the shim needs, or why it cannot be handed over. */
+  handoff(): IOHandoff | string;
+  release(): void;
 }
 
 export async function createProcessIO(cfg: StdioConfig, opts: ProcessIOOptions): Promise<ProcessIO> {
@@ -106,7 +117,52 @@ abstract class BaseIO implements ProcessIO {
   protected stdinReader: FifoReader | undefined;
   /** Bytes written into client FIFOs and not read yet, one probe per output FIFO. */
   protected readonly unreadProbes: Array<() => number> = [];
+  /** For a hand-over: the fds behind unreadProbes, and other fds held until close(). */
+  protected readonly probeFds: Array<() => number> = [];
+  protected readonly heldFds: Array<() => number> = [];
   #closing: Promise<void> | undefined;
+
+  hold(): void {
+    for (const c of [...this.outputs, ...this.others]) c.hold();
+  }
+
+  async flushed(): Promise<void> {
+    await Promise.all([...this.outputs, ...this.others].map((c) => c.flushed()));
+  }
+
+  release(): void {
+    for (const c of [...this.outputs, ...this.others]) c.release();
+  }
+
+  handoff(): IOHandoff | string {
+    const copies: CopyHandoff[] = [];
+    for (const [role, list] of [['output', this.outputs], ['input', this.others]] as const) {
+      for (const c of list) {
+        if (c.finished || !c.src || !c.dst) {
+          copies.push({ name: 'done', role, done: true, endsDestination: c.endsDestination, bytes: c.bytes, unwritten: '' });
+          continue;
+        }
+        const src = endpointOf(c.src);
+        const dst = endpointOf(c.dst);
+        if (!src || !dst) return `a ${role} copy has no file descriptor to hand over`;
+        if (c.dst.writableEnded) return `a ${role} copy is still ending`;
+        copies.push({ name: role, role, done: false, src, dst, endsDestination: c.endsDestination, bytes: c.bytes, unwritten: c.unwritten().toString('base64') });
+      }
+    }
+    const live = (fns: Array<() => number>): number[] => fns.map((f) => f()).filter((fd) => fd >= 0);
+    return {
+      copies,
+      stdinCloser: this.stdinReader?.writerFd ?? -1,
+      stdinClosed: this.stdinClosed,
+      probes: live(this.probeFds),
+      held: live(this.heldFds),
+      ...this.consoleHandoff(),
+    };
+  }
+
+  protected consoleHandoff(): { console?: { fd: number; exited: boolean } } {
+    return {};
+  }
 
   afterSpawn(): void {}
   async start(_signal: AbortSignal): Promise<void> {}
@@ -215,6 +271,7 @@ abstract class BaseIO implements ProcessIO {
         w.releaseReader();
       });
       this.unreadProbes.push(() => w.unread());
+      this.probeFds.push(() => w.heldFd);
       // The held reader stays until close(): it is how we see whether the client has read everything.
       return { stream: w.stream, release: () => undefined };
     }
@@ -224,6 +281,7 @@ abstract class BaseIO implements ProcessIO {
       files.set(target.path, file);
       const f = file;
       this.undo.push(() => f.close());
+      this.heldFds.push(() => f.fd);
     }
     return { stream: file.writer(), release: () => undefined };
   }
@@ -267,6 +325,10 @@ class PipesIO extends BaseIO {
     super();
     this.runtime = { stdio: pipes.childStdio() };
     this.undo.push(() => pipes.close());
+    if (pipes.stdin) {
+      const stdin = pipes.stdin;
+      this.heldFds.push(() => stdin.readFd);
+    }
   }
 
   static async create(plan: Extract<StdioPlan, { mode: 'pipes' }>, opts: ProcessIOOptions): Promise<PipesIO> {
@@ -280,6 +342,7 @@ class PipesIO extends BaseIO {
         const f = await SharedFile.open(plan.stdout.path, true);
         io.#files.set(plan.stdout.path, f);
         io.undo.push(() => f.close());
+        io.heldFds.push(() => f.fd);
       }
     } catch (err) {
       await io.close();
@@ -331,6 +394,10 @@ class BinaryIO extends BaseIO {
   override afterSpawn(): void {
     this.logger.stdout.closeWrite();
     this.logger.stderr.closeWrite();
+  }
+
+  override handoff(): string {
+    return 'binary:// logging cannot be handed over yet';
   }
 }
 
@@ -408,10 +475,157 @@ class ConsoleIO extends BaseIO {
     this.#endWhenDrained();
   }
 
+  override handoff(): IOHandoff | string {
+    if (this.logger) return 'binary:// logging of a terminal cannot be handed over yet';
+    return super.handoff();
+  }
+
+  protected override consoleHandoff(): { console?: { fd: number; exited: boolean } } {
+    return this.#console ? { console: { fd: this.#console.fd, exited: this.#exited } } : {};
+  }
+
   #endWhenDrained(): void {
     const cons = this.#console;
     const copy = this.#outputCopy;
     if (!cons || !copy) return;
     cons.drainThen(() => copy.end());
   }
+}
+
+/** Append writes to an inherited regular-file fd (the fd is closed by the IO, not by the writer). */
+function fileWriter(fd: number): WritableStream {
+  return new WritableStream({
+    highWaterMark: 64 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      const writeAll = (off: number): void => {
+        if (off >= chunk.length) return cb();
+        writeFd(fd, chunk, off, chunk.length - off, null, (err, n) => (err ? cb(err) : writeAll(off + n)));
+      };
+      writeAll(0);
+    },
+  });
+}
+
+/** The stdio of a process handed over by the previous image of the shim: the same fds, copying on. */
+class AdoptedIO extends BaseIO {
+  readonly runtime: RuntimeStdio = { stdio: [] };
+  #console: Console | undefined;
+  #outputCopy: Copy | undefined;
+  #exited = false;
+
+  constructor(state: IOHandoff, opts: ProcessIOOptions) {
+    super();
+    const log = opts.logger;
+    const sockets: net.Socket[] = [];
+    const writers: WritableStream[] = [];
+    const endpoint = (ref: EndpointRef, dir: 'src' | 'dst'): Readable | WritableStream => {
+      if (ref.type === 'pty') {
+        this.#console ??= Console.open(ref.fd, log);
+        return this.#console.stream;
+      }
+      if (ref.type === 'file') {
+        const w = fileWriter(ref.fd);
+        writers.push(w);
+        return w;
+      }
+      const s = new net.Socket({ fd: ref.fd, readable: dir === 'src', writable: dir === 'dst' });
+      sockets.push(s);
+      return s;
+    };
+    if (state.console && !state.copies.some((c) => c.src?.type === 'pty' || c.dst?.type === 'pty')) {
+      this.#console = Console.open(state.console.fd, log);
+    }
+    this.stdinClosed = state.stdinClosed;
+    let closer = state.stdinCloser;
+    let stdinSource: net.Socket | undefined;
+    for (const c of state.copies) {
+      const list = c.role === 'output' ? this.outputs : this.others;
+      if (c.done || !c.src || !c.dst) {
+        list.push(finishedCopy(c.bytes));
+        continue;
+      }
+      const src = endpoint(c.src, 'src') as Readable;
+      const dst = endpoint(c.dst, 'dst') as WritableStream;
+      if (c.role === 'input' && src instanceof net.Socket) stdinSource = src;
+      const unwritten = Buffer.from(c.unwritten, 'base64');
+      if (unwritten.length > 0) dst.write(unwritten);
+      const consoleOutput = c.role === 'output' && c.src.type === 'pty';
+      const consoleInput = c.role === 'input' && c.dst.type === 'pty';
+      const copy = startCopy(src, dst, {
+        name: c.name,
+        logger: log,
+        endDestination: c.endsDestination,
+        ...(consoleOutput ? { onDone: () => this.#console?.close() } : consoleInput ? { onDone: () => this.#endWhenDrained() } : {}),
+      });
+      if (consoleOutput) this.#outputCopy = copy;
+      list.push(copy);
+    }
+    if (closer >= 0 || stdinSource) {
+      this.stdinReader = {
+        stream: stdinSource ?? new net.Socket(),
+        get writerFd() {
+          return closer;
+        },
+        closeWriter() {
+          sys.closeQuietly(closer);
+          closer = -1;
+        },
+      };
+    }
+    for (const fd of state.probes) {
+      let held = fd;
+      this.unreadProbes.push(() => {
+        if (held < 0) return 0;
+        try {
+          return sys.bytesReadable(held);
+        } catch {
+          return 0;
+        }
+      });
+      this.probeFds.push(() => held);
+      this.undo.push(() => {
+        sys.closeQuietly(held);
+        held = -1;
+      });
+    }
+    for (const fd of state.held) {
+      let open = fd;
+      this.heldFds.push(() => open);
+      this.undo.push(() => {
+        sys.closeQuietly(open);
+        open = -1;
+      });
+    }
+    this.undo.push(() => {
+      for (const s of sockets) s.destroy();
+      for (const w of writers) w.destroy();
+      this.#console?.close();
+    });
+    if (state.console?.exited) this.processExited();
+  }
+
+  override resize(width: number, height: number): void {
+    this.#console?.resize(width, height);
+  }
+
+  override processExited(): void {
+    this.#exited = true;
+    this.#endWhenDrained();
+  }
+
+  protected override consoleHandoff(): { console?: { fd: number; exited: boolean } } {
+    return this.#console ? { console: { fd: this.#console.fd, exited: this.#exited } } : {};
+  }
+
+  #endWhenDrained(): void {
+    const cons = this.#console;
+    const copy = this.#outputCopy;
+    if (!cons || !copy) return;
+    cons.drainThen(() => copy.end());
+  }
+}
+
+/** Rebuilds the stdio of a process from what the previous image of the shim handed over. */
+export function adoptProcessIO(state: IOHandoff, opts: ProcessIOOptions): ProcessIO {
+  return new AdoptedIO(state, opts);
 }

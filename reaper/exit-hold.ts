@@ -63,6 +63,11 @@ export class ExitHold {
     }
   }
 
+  /** Every held exit, oldest first (nothing is removed). */
+  all(): Exit[] {
+    return [...this.exits.values()];
+  }
+
   clear(): void {
     this.exits.clear();
   }

@@ -114,6 +114,8 @@ export class Reaper {
   private readonly sweepMs: number;
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** pause(): exits stay in the kernel (zombies) for whoever reaps next, e.g. this process after an execve. */
+  private paused = false;
   private draining = false;
   private drainAgain = false;
   private drainQueued = false;
@@ -320,8 +322,32 @@ export class Reaper {
     return exited;
   }
 
+  /**
+   * Leaves exited children unreaped until resume(): a process about to execve itself reaps them after the
+   * exec (it stays their parent and the subreaper). Children of child_process are still collected by libuv.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.scheduleDrain();
+  }
+
+  /** Exits reaped that nobody claimed yet, oldest first (to be handed to the next process: adoptExits). */
+  heldExits(): Exit[] {
+    return this.hold.all();
+  }
+
+  /** Takes exits reaped by a previous process image, as if reaped here. */
+  adoptExits(exits: readonly Exit[]): void {
+    for (const e of exits) this.dispatch(e, false);
+  }
+
   private drain(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     if (this.draining) {
       this.drainAgain = true; // a listener caused a SIGCHLD to be handled re-entrantly; loop once more
       return;

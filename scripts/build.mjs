@@ -7,12 +7,18 @@ import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 import { commonOptions, koffiFrom, koffiNativePath, newBuildId, pkg, root, trimPino } from './shim-bundle.mjs';
 
-rmSync(join(root, 'build'), { recursive: true, force: true });
-execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], {
-  stdio: 'inherit',
-});
+// SHIM_TS_DIST=<dir>: only the shim's script form, into <dir> (tests make other builds this way: the in-place
+// upgrade's e2e), with SHIM_TS_VERSION as its version and, with SHIM_TS_BROKEN_RESUME=1, a resume that exits.
+const variantDir = process.env.SHIM_TS_DIST;
+if (!variantDir) {
+  rmSync(join(root, 'build'), { recursive: true, force: true });
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], {
+    stdio: 'inherit',
+  });
+}
 
-const dist = join(root, 'dist');
+const dist = variantDir ?? join(root, 'dist');
+const version = process.env.SHIM_TS_VERSION ?? pkg.version;
 mkdirSync(join(dist, 'examples'), { recursive: true });
 // dist/ holds CommonJS bundles; V8 code caching and snapshots need CommonJS scripts.
 writeFileSync(join(dist, 'package.json'), '{ "type": "commonjs" }\n');
@@ -26,7 +32,10 @@ function copyKoffiNative() {
 }
 
 const BUILD_ID = newBuildId();
-const common = commonOptions(BUILD_ID);
+const common = commonOptions(BUILD_ID, {
+  ...(process.env.SHIM_TS_VERSION ? { __SHIM_VERSION__: JSON.stringify(version) } : {}),
+  __SHIM_BROKEN_RESUME__: process.env.SHIM_TS_BROKEN_RESUME === '1' ? 'true' : 'false',
+});
 
 copyKoffiNative();
 const entries = [
@@ -41,7 +50,7 @@ const entries = [
   { in: 'examples/attach.ts', out: 'examples/attach.js' },
 ];
 for (const e of entries) {
-  if (!existsSync(join(root, e.in))) continue;
+  if (!existsSync(join(root, e.in)) || (variantDir && e.out !== 'shim.js')) continue;
   await esbuild.build({
     ...common,
     ...(e.plugins ? { plugins: e.plugins } : {}),
@@ -71,7 +80,7 @@ rmSync(join(dist, 'shim.js.cache'), { force: true });
 const wrapper = readFileSync(join(root, 'scripts', 'shim-wrapper.sh'), 'utf8')
   .replace('@PRELUDE@', readFileSync(join(root, 'scripts', 'wrapper-prelude-script.sh'), 'utf8').trimEnd())
   .replaceAll('@RUN@', '"$node" @FLAGS@ "$js"')
-  .replaceAll('@VERSION@', pkg.version)
+  .replaceAll('@VERSION@', version)
   .replaceAll('@BUILD@', BUILD_ID)
   .replaceAll('@NODE@', process.execPath)
   .replaceAll('@DIST@', dist)

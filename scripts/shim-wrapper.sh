@@ -183,6 +183,10 @@ case $action in
   delete)
     [ -n "$CONTAINERD_SHIM_TS_NO_FAST_DELETE" ] || ! fast_delete "$@" || exit 0
     ;;
+  upgrade)
+    # Daemons are moved to this very file (whichever form it is): tell Node where it is.
+    CONTAINERD_SHIM_TS_SELF=$(readlink -f "$0") && export CONTAINERD_SHIM_TS_SELF
+    ;;
 esac
 exec @RUN@ "$@"
 exit 127 # never reached; in the single file, the shim's executable follows and is never read as script

@@ -4,7 +4,7 @@
  * stops at the first non-flag word, which is the action (`start`, `delete`, or none = serve).
  */
 
-export type ShimAction = 'start' | 'delete' | 'serve' | 'spare';
+export type ShimAction = 'start' | 'delete' | 'serve' | 'spare' | 'upgrade' | 'upgrade-check' | 'resume';
 
 export interface ShimFlags {
   readonly namespace: string;
@@ -97,6 +97,9 @@ export function parseFlags(argv: readonly string[]): ShimFlags {
   if (word === 'start') action = 'start';
   else if (word === 'delete') action = 'delete';
   else if (word === 'spare') action = 'spare'; // started by a daemon (shim/spare), never by containerd
+  else if (word === 'upgrade') action = 'upgrade'; // an operator: replace the code of running daemons
+  else if (word === 'upgrade-check') action = 'upgrade-check'; // a daemon about to run this build (shim/upgrade)
+  else if (word === 'resume') action = 'resume'; // a daemon that exec'ed this build (shim/upgrade)
   else if (word === '') action = 'serve';
   else throw new FlagError(`unknown action "${word}"`);
   return { ...(out as unknown as Omit<ShimFlags, 'action'>), action };
@@ -113,5 +116,6 @@ export const USAGE = `Usage of containerd-shim-ts-v2:
   -publish-binary string  path to publish binary (unused: events go over ttrpc)
   -socket string       socket path to serve
   -v                   show the shim version and exit
-actions: start | delete | (none: serve)
+actions: start | delete | (none: serve) | upgrade (replace the code of running daemons in place; -address,
+  -namespace and -id select which, none = every daemon of this host)
 `;

@@ -18,7 +18,7 @@ export class FifoLogDestination {
   private dropped = 0;
 
   constructor(
-    private readonly fd: number,
+    readonly fd: number,
     private readonly maxQueuedBytes: number,
   ) {}
 
@@ -78,6 +78,28 @@ export class FifoLogDestination {
     this.dropped += this.queue.length;
     this.queue = [];
     this.queuedBytes = 0;
+  }
+
+  /** Resolves once no write is in flight (at most `timeoutMs`): before an execve, which would cut one short. */
+  async idle(timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (this.writing && !this.closed && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
+  }
+
+  /** Synchronously writes what is queued (no write in flight: see idle()), as far as the FIFO takes it now. */
+  flushQueued(): void {
+    if (this.closed || this.writing) return;
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!;
+      let n = 0;
+      try {
+        n = writeSync(this.fd, head);
+      } catch {
+        return;
+      }
+      this.consume(n);
+      if (n < head.length) return;
+    }
   }
 
   /** Right before exit: what the FIFO takes now, without waiting or retrying; then nothing more is written. */

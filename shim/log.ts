@@ -24,8 +24,9 @@ function openLogFifo(bundle: string): number | undefined {
   return undefined;
 }
 
-export function createDaemonLogger(opts: { bundle: string; namespace: string; id: string; debug: boolean }): Logger {
-  const fd = openLogFifo(opts.bundle) ?? 2;
+/** `fd`: a log FIFO already open (an in-place upgrade hands it over); else the bundle's is opened. */
+export function createDaemonLogger(opts: { bundle: string; namespace: string; id: string; debug: boolean; fd?: number }): Logger {
+  const fd = opts.fd !== undefined && opts.fd >= 0 ? opts.fd : (openLogFifo(opts.bundle) ?? 2);
   const dest = new FifoLogDestination(fd, MAX_BUFFERED_LOG_BYTES);
   const log = pino(
     {
@@ -49,6 +50,12 @@ export function createStderrLogger(debug: boolean, silent = false): Logger {
     { level: silent ? 'silent' : debug ? 'debug' : 'warn', base: { runtime: RUNTIME_NAME }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.destination({ fd: 2, sync: true }),
   );
+}
+
+/** The daemon logger's destination (for the in-place upgrade), if it is the log FIFO's. */
+export function logDestination(log: Logger): FifoLogDestination | undefined {
+  const dest = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  return dest instanceof FifoLogDestination ? dest : undefined;
 }
 
 /** Writes what the log takes at once, without waiting; called right before process.exit. */

@@ -53,7 +53,7 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   if (process.env.SHIM_TS_WRITE_CODE_CACHE === '1') {
     // Build time: load every action's modules so the V8 code cache covers them (see scripts/loader.cjs).
-    await Promise.all([import('./start.js'), import('./serve.js'), import('./delete.js'), import('./info.js'), import('./spare/spare.js')]);
+    await Promise.all([import('./start.js'), import('./serve.js'), import('./delete.js'), import('./info.js'), import('./spare/spare.js'), import('./upgrade/resume.js')]);
   }
   if (flags.version) {
     await writeStdout(`${process.argv[1] ?? 'containerd-shim-ts-v2'}:\n  Version:  ${SHIM_VERSION}\n  Revision: ${SHIM_REVISION}\n  Node version: ${process.version}\n\n`);
@@ -63,6 +63,21 @@ async function main(argv: readonly string[]): Promise<void> {
     const { runInfo } = await import('./info.js');
     await writeStdout(await runInfo(await readStdin()));
     process.exit(0);
+  }
+  if (flags.action === 'resume') {
+    const { runResume } = await import('./upgrade/resume.js');
+    await runResume();
+    return;
+  }
+  if (flags.action === 'upgrade-check') {
+    const { runUpgradeCheck } = await import('./upgrade/resume.js');
+    await writeStdout(await runUpgradeCheck());
+    process.exit(0);
+  }
+  if (flags.action === 'upgrade') {
+    const { runUpgrade } = await import('./upgrade/cli.js');
+    const code = await runUpgrade(flags, (line) => writeStdout(`${line}\n`));
+    process.exit(code);
   }
   if (flags.action === 'spare') {
     const { runSpare } = await import('./spare/spare.js');

@@ -15,6 +15,12 @@ import { socketPath } from './platform/socket-address.js';
 import { TaskService } from './task/service.js';
 import { registerTaskService } from './task/task-api.js';
 import { SHIM_REVISION, SHIM_VERSION } from './version.js';
+import { ADMIN_SERVICE, adminMethods } from './upgrade/admin.js';
+import type { UpgradeReport } from './upgrade/messages.js';
+import { registerDaemon, unregisterDaemon } from './upgrade/registry.js';
+import { preserveOwnCode } from './upgrade/rollback.js';
+import { IN_SEA } from './sea/self.js';
+import type { DaemonHandoff } from './upgrade/state.js';
 
 /** On SIGTERM/SIGINT (someone wants us gone now): queued events get this long. */
 const SIGNAL_DRAIN_MS = 5000;
@@ -49,18 +55,28 @@ export interface PreparedDaemon {
   serving(address: string): void;
   /** Gives up before serving (start failed): releases what was taken, exits with `code`. */
   abandon(reason: string, code: number): Promise<never>;
+  /**
+   * In-place upgrade, the new image: takes the containers and the socket the previous image handed over and
+   * serves them; `report` answers the Upgrade call that asked for it.
+   */
+  adopt(state: DaemonHandoff, report: UpgradeReport): Promise<void>;
 }
 
 /**
  * Builds the daemon: logger (the bundle's `log` FIFO), reaper (we become the subreaper here), event publisher,
  * Task service and signal handlers. Everything a Create needs is loaded before the socket is served.
  */
-export function prepareDaemon(flags: ShimFlags): PreparedDaemon {
+export function prepareDaemon(flags: ShimFlags, resume?: DaemonHandoff): PreparedDaemon {
   const bundle = process.cwd();
-  const log = createDaemonLogger({ bundle, namespace: flags.namespace, id: flags.id, debug: flags.debug });
+  const log = createDaemonLogger({ bundle, namespace: flags.namespace, id: flags.id, debug: flags.debug, ...(resume ? { fd: resume.logFd } : {}) });
   const reaper = Reaper.start({ logger: log });
-  const ttrpcAddress = process.env.TTRPC_ADDRESS || `${flags.address}.ttrpc`;
+  // Exits the previous image had collected and nobody claimed yet (the processes that ended during the
+  // switch are still zombies: this reaper collects them itself).
+  if (resume) reaper.adoptExits(resume.heldExits.map((e) => ({ pid: e.pid, status: e.status, ...(e.signal ? { signal: e.signal } : {}), at: new Date(e.at) })));
+  const ttrpcAddress = resume?.ttrpcAddress || process.env.TTRPC_ADDRESS || `${flags.address}.ttrpc`;
   const publisher = new EventPublisher(ttrpcAddress, flags.namespace, log);
+  // Undelivered events of the previous image go first, in their order.
+  if (resume) publisher.restore(resume.events);
   const server = new TtrpcServer({ logger: log });
   let address = '';
 
@@ -76,6 +92,7 @@ export function prepareDaemon(flags: ShimFlags): PreparedDaemon {
     if (path) await unlink(path).catch(() => undefined);
     const { undelivered } = await publisher.close(drainMs);
     reaper.stop();
+    unregisterDaemon();
     log.info({ undelivered }, 'shim exited');
     flushLogger(log);
     process.exit(undelivered > 0 && code === 0 ? 1 : code);
@@ -97,6 +114,8 @@ export function prepareDaemon(flags: ShimFlags): PreparedDaemon {
   });
   const trimmer = IdleTrimmer.fromEnv(process.env, log);
   registerTaskService(server, service, log, () => trimmer.poke());
+  const upgradeReport: { pending?: UpgradeReport } = {};
+  server.register(ADMIN_SERVICE, adminMethods({ flags, log, reaper, publisher, server, service, ttrpcAddress, address: () => address }, upgradeReport));
   // containerd (re)connecting to us means its events endpoint is most likely back: stop waiting out the backoff.
   server.on('connection', () => publisher.kick());
 
@@ -114,10 +133,19 @@ export function prepareDaemon(flags: ShimFlags): PreparedDaemon {
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);
 
-  return {
+  const daemon: PreparedDaemon = {
     listen: (target) => server.listen(target),
     serving(served: string): void {
       address = served;
+      void registerDaemon(served).catch((err: unknown) => log.warn({ err }, 'cannot register for upgrades'));
+      // This build's code is kept aside once per host, so that an upgrade away from it can roll back to it
+      // even after a new install replaced the files (one stat per daemon once kept).
+      if (!IN_SEA) {
+        setTimeout(() => {
+          const kept = preserveOwnCode();
+          if (typeof kept === 'string') log.warn({ reason: kept }, 'this build cannot be kept for rollbacks');
+        }, 2000).unref();
+      }
       holdYoungGeneration();
       trimmer.poke(); // start-up's garbage goes once the first calls are done
       // Orphan rule: checked periodically rather than with per-event timers; cheap and never early.
@@ -134,7 +162,14 @@ export function prepareDaemon(flags: ShimFlags): PreparedDaemon {
       log.info({ version: SHIM_VERSION, revision: SHIM_REVISION, address, ttrpc_address: ttrpcAddress, startup_ms: Math.round(performance.now()) }, 'shim started');
     },
     abandon: (reason, code) => exit(reason, code, 0),
+    async adopt(state, report) {
+      service.adoptContainers(state.containers);
+      upgradeReport.pending = report;
+      await server.adopt(state.server);
+      daemon.serving(state.address);
+    },
   };
+  return daemon;
 }
 
 /** The daemon spawned by a `start` that listened for it: the socket is fd 3 (or -socket). */

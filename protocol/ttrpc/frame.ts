@@ -79,6 +79,18 @@ export class FrameDecoder {
     return this.headerFill === 0 && this.current === undefined && this.discarding === 0;
   }
 
+  /**
+   * The bytes of the partial frame received so far, as they arrived (header, then data), without changing
+   * the decoder: what a process handing the connection over must pass on. undefined while the data of an
+   * oversized frame is being skipped (it cannot be re-sent).
+   */
+  pendingBytes(): Buffer | undefined {
+    if (this.discarding > 0) return undefined;
+    if (this.current === undefined) return Buffer.from(this.header.subarray(0, this.headerFill));
+    const head = encodeHeader(this.current.length, this.current.streamId, this.current.type, this.current.flags);
+    return Buffer.concat([head, (this.data as Buffer).subarray(0, this.dataFill)]);
+  }
+
   /** Feeds one chunk; returns everything it completed, in order. */
   push(chunk: Uint8Array): DecodedItem[] {
     const out: DecodedItem[] = [];

@@ -2,7 +2,7 @@
  * One accepted ttrpc connection on the server side: decode frames, run unary calls concurrently, answer each
  * stream exactly once. Mirrors containerd/ttrpc `server.go` (serverConn.run) and `services.go`.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { Code, toStatus, ShimError, type WireStatus } from '../errdefs.js';
 import { encodeFrame, FrameDecoder, MessageType, oversizeMessage, type Frame } from './frame.js';
 import type { TtrpcLogger } from './logger.js';
@@ -20,7 +20,33 @@ const MAX_TIMER_MS = 0x7fffffff;
 interface ActiveCall {
   readonly controller: AbortController;
   timer?: NodeJS.Timeout;
+  /** The request as it arrived: a call handed to another process is re-run from it. */
+  readonly raw: Uint8Array;
+  readonly service: string;
+  readonly method: string;
+  readonly deadline?: number;
 }
+
+/** A call that is not answered here but by the process this connection is handed to. */
+export interface HandedCall {
+  readonly streamId: number;
+  /** The ttrpc Request, base64. */
+  readonly request: string;
+  /** Epoch ms, when the request had a timeout. */
+  readonly deadline?: number;
+}
+
+/** Everything another process needs to go on serving this connection (see ServerConnection.adopt). */
+export interface ConnectionHandoff {
+  readonly fd: number;
+  readonly lastStreamId: number;
+  /** Bytes received and not handled yet (a partial frame, then whatever followed), base64. */
+  readonly unread: string;
+  readonly calls: readonly HandedCall[];
+}
+
+/** Which calls in flight may be handed over instead of answered here (e.g. Wait). */
+export type KeepCall = (service: string, method: string) => boolean;
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
@@ -31,6 +57,9 @@ export class ServerConnection {
   private closing = false;
   private draining = false;
   private pausedForWrites = false;
+  /** While held (a hand-over is being prepared): chunks received, in order, not decoded. */
+  private held: Buffer[] | undefined;
+  private settleWaiters: Array<() => void> = [];
   /** Resolves once the socket is closed and every call has been cancelled. */
   readonly closed: Promise<void>;
 
@@ -56,7 +85,8 @@ export class ServerConnection {
   }
 
   start(): void {
-    this.socket.resume();
+    if (this.held) this.release();
+    else this.socket.resume();
   }
 
   /** Shutdown: read no more requests, close once the active calls are answered. */
@@ -71,7 +101,103 @@ export class ServerConnection {
     this.socket.destroy();
   }
 
+  /** Stops handling requests: the socket is paused and whatever still arrives is kept, undecoded. */
+  hold(): void {
+    this.held ??= [];
+    this.socket.pause();
+  }
+
+  /** Undoes hold(): handles what was kept, then reads on. */
+  release(): void {
+    const chunks = this.held;
+    if (!chunks) return;
+    this.held = undefined;
+    for (const c of chunks) this.onData(c);
+    if (!this.draining && !this.pausedForWrites && !this.closing) this.socket.resume();
+  }
+
+  /** Resolves once every call in flight that `keep` does not accept has been answered. */
+  async untilAnswered(keep: KeepCall): Promise<void> {
+    const busy = (): boolean => [...this.calls.values()].some((c) => !keep(c.service, c.method));
+    while (busy()) await new Promise<void>((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  /** Resolves once everything written has gone to the kernel (or the connection is gone). */
+  async writesFlushed(): Promise<void> {
+    while (this.socket.writableLength > 0 && !this.socket.destroyed) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          resolve();
+        };
+        this.socket.once('drain', done);
+        this.socket.once('close', done);
+      });
+    }
+  }
+
+  /**
+   * What another process needs to serve this connection on, taken synchronously right before the hand-over
+   * (call hold() first, and let the other calls be answered: untilAnswered). The calls `keep` accepts are
+   * handed over: this process will not answer them. Returns a reason instead when the connection cannot be
+   * handed over. Changes nothing that release() cannot undo.
+   */
+  handoff(keep: KeepCall): ConnectionHandoff | string {
+    const fd = (this.socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) return 'connection has no file descriptor';
+    if (this.socket.writableLength > 0) return 'connection has unsent replies';
+    const partial = this.decoder.pendingBytes();
+    if (!partial) return 'connection is skipping an oversized frame';
+    // What the paused socket buffered goes behind what was held: both are replayed here on release().
+    const held = (this.held ??= []);
+    for (let c: Buffer | null; (c = this.socket.read() as Buffer | null) !== null; ) held.push(c);
+    const calls: HandedCall[] = [];
+    for (const [streamId, call] of this.calls) {
+      if (!keep(call.service, call.method)) return `call ${call.service}/${call.method} still running`;
+      calls.push({ streamId, request: Buffer.from(call.raw).toString('base64'), ...(call.deadline !== undefined ? { deadline: call.deadline } : {}) });
+    }
+    return { fd, lastStreamId: this.lastStreamId, unread: Buffer.concat([partial, ...held]).toString('base64'), calls };
+  }
+
+  /**
+   * Serves a connection handed over by another process: its calls are re-run (`override` may give a call
+   * another handler, e.g. the one that reports the hand-over), then the unread bytes are handled, then the
+   * socket is read again. Call start() afterwards, as for an accepted connection.
+   */
+  static adopt(
+    state: ConnectionHandoff,
+    resolve: Resolve,
+    log: TtrpcLogger,
+    maxMessage: number,
+    override?: (streamId: number) => RawHandler | undefined,
+  ): ServerConnection {
+    const socket = new Socket({ fd: state.fd, readable: true, writable: true });
+    socket.pause();
+    const conn = new ServerConnection(socket, resolve, log, maxMessage);
+    conn.lastStreamId = state.lastStreamId;
+    conn.held = [Buffer.from(state.unread, 'base64')];
+    for (const call of state.calls) {
+      let req: Request;
+      try {
+        req = decodeRequest(Buffer.from(call.request, 'base64'));
+      } catch (err) {
+        log.error({ err, stream_id: call.streamId }, 'ttrpc: handed-over call cannot be decoded');
+        continue;
+      }
+      if (call.deadline !== undefined) req.timeoutNano = BigInt(Math.max(1, call.deadline - Date.now())) * 1_000_000n;
+      const handler = override?.(call.streamId) ?? resolve(req.service, req.method);
+      if (typeof handler !== 'function') conn.sendStatus(call.streamId, handler);
+      else conn.startCall(call.streamId, req, handler, Buffer.from(call.request, 'base64'));
+    }
+    return conn;
+  }
+
   private onData(chunk: Buffer): void {
+    if (this.held) {
+      this.held.push(chunk);
+      return;
+    }
     try {
       for (const item of this.decoder.push(chunk)) {
         if (this.closing) return;
@@ -127,17 +253,16 @@ export class ServerConnection {
       this.sendStatus(streamId, handler);
       return;
     }
-    this.startCall(streamId, req, handler);
+    this.startCall(streamId, req, handler, frame.data);
   }
 
-  private startCall(streamId: number, req: Request, handler: RawHandler): void {
+  private startCall(streamId: number, req: Request, handler: RawHandler, raw: Uint8Array): void {
     const controller = new AbortController();
-    const call: ActiveCall = { controller };
+    const deadline = req.timeoutNano !== 0n ? Date.now() + Number(req.timeoutNano / 1_000_000n) : undefined;
+    const call: ActiveCall = { controller, raw, service: req.service, method: req.method, ...(deadline !== undefined ? { deadline } : {}) };
     this.calls.set(streamId, call);
 
-    let deadline: number | undefined;
-    if (req.timeoutNano !== 0n) {
-      deadline = Date.now() + Number(req.timeoutNano / 1_000_000n);
+    if (deadline !== undefined) {
       const delay = Math.max(0, deadline - Date.now());
       if (delay <= MAX_TIMER_MS) {
         call.timer = setTimeout(() => {
@@ -188,7 +313,15 @@ export class ServerConnection {
     if (this.calls.get(streamId) !== call) return false;
     this.calls.delete(streamId);
     if (call.timer) clearTimeout(call.timer);
+    this.wakeSettleWaiters();
     return true;
+  }
+
+  private wakeSettleWaiters(): void {
+    if (this.settleWaiters.length === 0) return;
+    const waiters = this.settleWaiters;
+    this.settleWaiters = [];
+    for (const w of waiters) w();
   }
 
   private succeed(streamId: number, call: ActiveCall, payload: unknown): void {
@@ -253,5 +386,6 @@ export class ServerConnection {
       call.controller.abort(reason);
     }
     this.calls.clear();
+    this.wakeSettleWaiters();
   }
 }

@@ -10,7 +10,7 @@ import { Code, type WireStatus } from '../errdefs.js';
 import { MAX_MESSAGE } from './frame.js';
 import { silentLogger, type TtrpcLogger } from './logger.js';
 import { isSameUser, peerCredentials } from './peercred.js';
-import { ServerConnection } from './server-connection.js';
+import { ServerConnection, type ConnectionHandoff, type KeepCall } from './server-connection.js';
 import type { RawHandler } from './service.js';
 
 export interface TtrpcServerOptions {
@@ -21,6 +21,12 @@ export interface TtrpcServerOptions {
 }
 
 export type ListenTarget = { path: string } | { fd: number };
+
+/** A server handed to another process: its listening socket and every connection (see TtrpcServer.adopt). */
+export interface ServerHandoff {
+  readonly listenerFd: number;
+  readonly connections: readonly ConnectionHandoff[];
+}
 
 export interface ShutdownOptions {
   /** When aborted, connections with calls still running are destroyed instead of waited for. */
@@ -35,6 +41,8 @@ export class TtrpcServer extends EventEmitter {
   private readonly connections = new Set<ServerConnection>();
   private listener: Server | undefined;
   private accepting = true;
+  /** A hand-over is being prepared: connections read nothing, new ones are held as they come. */
+  private holding = false;
 
   constructor(opts: TtrpcServerOptions = {}) {
     super();
@@ -105,6 +113,62 @@ export class TtrpcServer extends EventEmitter {
     }
   }
 
+  /** Stops handling requests on every connection (new ones included); what arrives is kept. */
+  hold(): void {
+    this.holding = true;
+    for (const c of this.connections) c.hold();
+  }
+
+  /** Undoes hold(). */
+  release(): void {
+    this.holding = false;
+    for (const c of this.connections) c.release();
+  }
+
+  /** Resolves once every call in flight that `keep` does not accept has been answered. */
+  async untilAnswered(keep: KeepCall): Promise<void> {
+    await Promise.all([...this.connections].map((c) => c.untilAnswered(keep)));
+  }
+
+  async writesFlushed(): Promise<void> {
+    await Promise.all([...this.connections].map((c) => c.writesFlushed()));
+  }
+
+  /** Synchronous: the listening socket and each held connection, or why the server cannot be handed over. */
+  handoff(keep: KeepCall): ServerHandoff | string {
+    const listenerFd = (this.listener as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+    if (!this.accepting || typeof listenerFd !== 'number' || listenerFd < 0) return 'the server is not listening';
+    const connections: ConnectionHandoff[] = [];
+    for (const c of this.connections) {
+      const h = c.handoff(keep);
+      if (typeof h === 'string') return h;
+      connections.push(h);
+    }
+    return { listenerFd, connections };
+  }
+
+  /**
+   * Serves what another process handed over: listens on its socket and adopts each connection (their calls
+   * re-run, `override` may answer some of them differently), then handles what they had not read.
+   */
+  async adopt(state: ServerHandoff, override?: (connection: number, streamId: number) => RawHandler | undefined): Promise<void> {
+    await this.listen({ fd: state.listenerFd });
+    state.connections.forEach((h, i) => {
+      const conn = ServerConnection.adopt(h, (s, m) => this.resolve(s, m), this.log, this.maxMessage, override ? (id) => override(i, id) : undefined);
+      this.track(conn);
+      conn.start();
+    });
+  }
+
+  private track(conn: ServerConnection): void {
+    this.connections.add(conn);
+    void conn.closed.then(() => {
+      this.connections.delete(conn);
+      this.emit('disconnect', this.connections.size);
+    });
+    this.emit('connection', this.connections.size);
+  }
+
   private accept(socket: Socket): void {
     if (!this.accepting) {
       socket.destroy();
@@ -115,13 +179,9 @@ export class TtrpcServer extends EventEmitter {
       return;
     }
     const conn = new ServerConnection(socket, (s, m) => this.resolve(s, m), this.log, this.maxMessage);
-    this.connections.add(conn);
-    void conn.closed.then(() => {
-      this.connections.delete(conn);
-      this.emit('disconnect', this.connections.size);
-    });
-    this.emit('connection', this.connections.size);
-    conn.start();
+    this.track(conn);
+    if (this.holding) conn.hold();
+    else conn.start();
   }
 
   private peerAllowed(socket: Socket): boolean {

@@ -33,6 +33,9 @@ export class OrderedOutbox<T> {
   private delivered = 0;
   private dropped = 0;
   private failures = 0;
+  /** Set by pause(): no new send starts (a hand-over to another process is being prepared). */
+  private paused = false;
+  private stoppedWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: OutboxOptions<T>) {}
 
@@ -42,6 +45,28 @@ export class OrderedOutbox<T> {
 
   get stats(): { delivered: number; dropped: number; queued: number; failures: number } {
     return { delivered: this.delivered, dropped: this.dropped, queued: this.queue.length, failures: this.failures };
+  }
+
+  /** Events not delivered yet, oldest first (the head may be in flight unless paused). */
+  items(): readonly T[] {
+    return [...this.queue];
+  }
+
+  /** Lets the send in flight finish, then sends nothing until resume(). */
+  async pause(): Promise<void> {
+    this.paused = true;
+    if (this.running) {
+      // Cut a backoff sleep short; the loop then sees `paused` and stops.
+      this.kicked = true;
+      this.wake.abort();
+      await new Promise<void>((resolve) => this.stoppedWaiters.push(resolve));
+    }
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (!this.running && this.queue.length > 0) void this.pump();
   }
 
   /** Enqueue; never throws, never waits. */
@@ -54,7 +79,7 @@ export class OrderedOutbox<T> {
     const capacity = this.opts.capacity ?? 16384;
     if (this.queue.length >= capacity) this.evictOne();
     this.queue.push(item);
-    if (!this.running) void this.pump();
+    if (!this.running && !this.paused) void this.pump();
   }
 
   private evictOne(): void {
@@ -72,7 +97,7 @@ export class OrderedOutbox<T> {
     this.running = true;
     let backoff = this.opts.initialBackoffMs ?? 100;
     const maxBackoff = this.opts.maxBackoffMs ?? 5000;
-    while (this.queue.length > 0 && !this.stop.signal.aborted) {
+    while (this.queue.length > 0 && !this.stop.signal.aborted && !this.paused) {
       const head = this.queue[0] as T;
       try {
         await this.opts.send(head);
@@ -95,6 +120,9 @@ export class OrderedOutbox<T> {
       }
     }
     this.running = false;
+    const stopped = this.stoppedWaiters;
+    this.stoppedWaiters = [];
+    for (const w of stopped) w();
     if (this.queue.length === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];

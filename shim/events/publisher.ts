@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { TtrpcClient } from '../../protocol/ttrpc/client.js';
 import { ForwardRequest, Envelope } from '../../protocol/gen/containerd/api/services/ttrpc/events/v1/events.js';
-import { eventAny, eventTopic } from '../../protocol/typeurl.js';
+import { decodeEventAny, eventAny, eventTopic } from '../../protocol/typeurl.js';
 import { toTimestamp } from '../../protocol/timestamp.js';
 import { OrderedOutbox } from './outbox.js';
 import type { EventSink, TaskEvent } from './task-events.js';
@@ -14,6 +14,13 @@ import type { EventSink, TaskEvent } from './task-events.js';
 export const EVENTS_SERVICE = 'containerd.services.events.ttrpc.v1.Events';
 export const NAMESPACE_METADATA_KEY = 'containerd-namespace-ttrpc';
 const FORWARD_TIMEOUT_MS = 5000;
+
+/** An event in the hand-over state: its Any, base64, and when it happened. */
+export interface SerializedEvent {
+  readonly typeUrl: string;
+  readonly any: string;
+  readonly at: number;
+}
 
 interface Stamped {
   readonly ev: TaskEvent;
@@ -44,6 +51,29 @@ export class EventPublisher implements EventSink {
   publish(ev: TaskEvent): void {
     this.log.debug({ topic: eventTopic(ev.type), ...idsOf(ev) }, 'event queued');
     this.outbox.push({ ev, at: new Date() });
+  }
+
+  /** Stops sending after the event in flight (a hand-over is being prepared); resume() undoes it. */
+  pause(): Promise<void> {
+    return this.outbox.pause();
+  }
+
+  resume(): void {
+    this.outbox.resume();
+  }
+
+  /** The undelivered events, oldest first, in a form another process can queue again (restore). */
+  handoff(): SerializedEvent[] {
+    return this.outbox.items().map((s) => ({ any: Buffer.from(eventAny(s.ev).value).toString('base64'), typeUrl: eventAny(s.ev).typeUrl, at: s.at.getTime() }));
+  }
+
+  /** Queues events handed over by another process, ahead of anything published here. */
+  restore(events: readonly SerializedEvent[]): void {
+    for (const e of events) {
+      const ev = decodeEventAny({ typeUrl: e.typeUrl, value: Buffer.from(e.any, 'base64') });
+      this.log.debug({ topic: eventTopic(ev.type), ...idsOf(ev) }, 'event queued (handed over)');
+      this.outbox.push({ ev, at: new Date(e.at) });
+    }
   }
 
   get stats() {

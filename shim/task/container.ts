@@ -27,6 +27,9 @@ import { SerialQueue } from '../sync.js';
 import { toTimestamp } from '../../protocol/timestamp.js';
 import { readPidFile } from './bundle-files.js';
 import { ExecSet } from './execs.js';
+import { trackExitWork } from '../process/exit-work.js';
+import type { ContainerHandoff } from '../upgrade/state.js';
+import { adoptProcessState, processHandoff } from '../process/process-handoff.js';
 
 export interface ContainerDeps {
   readonly namespace: string;
@@ -134,9 +137,59 @@ export class Container {
     const pid = this.init.pid;
     if (pid <= 0) return;
     this.deps.reaper.watch(pid).then(
-      (exit) => this.onInitExit({ pid, status: exit.status, exitedAt: new Date() }),
+      (exit) => trackExitWork(this.onInitExit({ pid, status: exit.status, exitedAt: new Date() })),
       (err: unknown) => this.log.error({ err, pid }, 'watching init process failed'),
     );
+  }
+
+  /** In-place upgrade: this container as the next image rebuilds it (adopt). */
+  handoff(oomKills: number): ContainerHandoff | string {
+    const init = processHandoff(this.init);
+    if (typeof init === 'string') return init;
+    const execs = this.execs.handoff();
+    if (typeof execs === 'string') return execs;
+    const { cfg } = this;
+    return {
+      id: cfg.id,
+      bundle: cfg.bundle,
+      spec: cfg.spec,
+      options: cfg.options,
+      runc: cfg.runc.cfg,
+      rootfsMounted: cfg.rootfsMounted,
+      stdio: cfg.stdio,
+      checkpoint: cfg.checkpoint,
+      parentCheckpoint: cfg.parentCheckpoint,
+      initExitSeen: this.initExitSeen,
+      init,
+      execs,
+      oomKills,
+    };
+  }
+
+  /**
+   * Rebuilds a container handed over by the previous image: same processes, same fds; the exits of processes
+   * still running (or that ended during the switch, zombies until now) are watched again.
+   */
+  static adopt(h: ContainerHandoff, runc: Runc, deps: ContainerDeps): Container {
+    const c = new Container(
+      {
+        id: h.id,
+        bundle: h.bundle,
+        spec: h.spec,
+        options: h.options,
+        runc,
+        rootfsMounted: h.rootfsMounted,
+        stdio: h.stdio,
+        checkpoint: h.checkpoint,
+        parentCheckpoint: h.parentCheckpoint,
+      },
+      deps,
+    );
+    c.initExitSeen = h.initExitSeen;
+    adoptProcessState(c.init, h.init, c.ioOptions(c.id, c.log));
+    c.execs.adopt(h.execs);
+    if (!c.init.exit && c.init.pid > 0 && c.init.status !== 'deleted') c.watchInit();
+    return c;
   }
 
   async startInit(): Promise<number> {

@@ -16,6 +16,9 @@ import { wrongState } from '../process/state.js';
 import type { ExitInfo, ProcessStatus, StdioStrings } from '../process/types.js';
 import type { Runc } from '../runtime/runc.js';
 import { readPidFile } from './bundle-files.js';
+import { trackExitWork } from '../process/exit-work.js';
+import { adoptProcessState, processHandoff } from '../process/process-handoff.js';
+import type { ExecHandoff } from '../upgrade/state.js';
 
 export class ExecProcess extends ProcessBase {
   constructor(
@@ -82,7 +85,7 @@ export class ExecSet {
   }
 
   private async launch(e: ExecProcess): Promise<number> {
-    const { containerId, bundle, runc, reaper, events } = this.deps;
+    const { containerId, bundle, runc, events } = this.deps;
     const pidFile = join(bundle, `${e.id}.pid`);
     const io = await createProcessIO(e.stdio, this.deps.ioOptions(e.id, e.log));
     e.io = io;
@@ -99,12 +102,37 @@ export class ExecSet {
     }
     e.status = 'running';
     const pid = e.pid;
-    reaper.watch(pid).then(
-      (exit) => this.onExit(e, { pid, status: exit.status, exitedAt: new Date() }),
-      (err: unknown) => e.log.error({ err, pid }, 'watching exec process failed'),
-    );
+    this.watch(e);
     events.publish({ type: 'TaskExecStarted', event: { containerId, execId: e.id, pid } });
     return pid;
+  }
+
+  private watch(e: ExecProcess): void {
+    const pid = e.pid;
+    this.deps.reaper.watch(pid).then(
+      (exit) => trackExitWork(this.onExit(e, { pid, status: exit.status, exitedAt: new Date() })),
+      (err: unknown) => e.log.error({ err, pid }, 'watching exec process failed'),
+    );
+  }
+
+  handoff(): ExecHandoff[] | string {
+    const out: ExecHandoff[] = [];
+    for (const e of this.execs.values()) {
+      const h = processHandoff(e);
+      if (typeof h === 'string') return h;
+      out.push({ ...h, spec: e.spec });
+    }
+    return out;
+  }
+
+  /** Rebuilds the execs handed over by the previous image; running ones are watched again. */
+  adopt(execs: readonly ExecHandoff[]): void {
+    for (const h of execs) {
+      const e = new ExecProcess(h.id, h.stdio, this.deps.log.child({ exec_id: h.id }), h.spec);
+      adoptProcessState(e, h, this.deps.ioOptions(h.id, e.log));
+      this.execs.set(h.id, e);
+      if (e.status === 'running' && !e.exit && e.pid > 0) this.watch(e);
+    }
   }
 
   private async onExit(e: ExecProcess, exit: ExitInfo): Promise<void> {

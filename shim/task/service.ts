@@ -29,6 +29,7 @@ import { DEFAULT_RUNC_ROOT, Runc } from '../runtime/runc.js';
 import { writeBundleOptions } from './bundle-files.js';
 import { Container } from './container.js';
 import { validateId, validatePath } from './validate.js';
+import type { ContainerHandoff } from '../upgrade/state.js';
 
 export interface TaskServiceDeps {
   readonly namespace: string;
@@ -333,6 +334,57 @@ export class TaskService {
     if (this.size > 0) return;
     this.shuttingDown = true;
     await this.deps.onShutdown();
+  }
+
+  // ---- in-place upgrade (shim/upgrade) ------------------------------------------------------------------
+
+  private allIO() {
+    const ios = [];
+    for (const c of this.containers.values()) {
+      if (c.init.io) ios.push(c.init.io);
+      for (const e of c.execs.all()) if (e.io) ios.push(e.io);
+    }
+    return ios;
+  }
+
+  /** Stops every stdio copy (nothing ends, nothing is lost); releaseIO() undoes it. */
+  holdIO(): void {
+    for (const io of this.allIO()) io.hold();
+  }
+
+  async ioFlushed(): Promise<void> {
+    await Promise.all(this.allIO().map((io) => io.flushed()));
+  }
+
+  releaseIO(): void {
+    for (const io of this.allIO()) io.release();
+  }
+
+  /** Synchronously: every container as the next image rebuilds it, or why that cannot be done now. */
+  handoff(): ContainerHandoff[] | string {
+    if (this.creating.size > 0) return 'a container is being created';
+    if (this.shuttingDown) return 'the shim is shutting down';
+    const out: ContainerHandoff[] = [];
+    for (const c of this.containers.values()) {
+      if (c.init.mutations.busy) return `container ${c.id} has an operation running`;
+      const h = c.handoff(-1);
+      if (typeof h === 'string') return `container ${c.id}: ${h}`;
+      out.push(h);
+    }
+    return out;
+  }
+
+  /** Rebuilds the containers handed over by the previous image (before any call is served). */
+  adoptContainers(handed: readonly ContainerHandoff[]): void {
+    for (const h of handed) {
+      const log = this.deps.log.child({ container_id: h.id });
+      const runc = new Runc(h.runc, this.deps.reaper, log);
+      const c = Container.adopt(h, runc, { namespace: this.deps.namespace, reaper: this.deps.reaper, events: this.deps.events, log: this.deps.log });
+      this.containers.set(h.id, c);
+      const live = c.init.pid > 0 && !c.init.exit && c.init.status !== 'deleted';
+      c.cgroupAttached = live ? this.attachCgroup(c) : Promise.resolve();
+      log.info({ pid: c.init.pid, status: c.init.status, execs: h.execs.length }, 'container taken over from the previous shim image');
+    }
   }
 
   notImplemented(method: string): never {

@@ -1,0 +1,54 @@
+/**
+ * `containerd-shim-ts-v2 [-address A] [-namespace NS] [-id ID] upgrade`: asks every live daemon of this host
+ * (or those serving containerd A, namespace NS, or container ID) to replace its code with this binary, one
+ * after the other. Prints one JSON line per daemon on stdout (UpgradeReport, or { pid, result: "error" }) and
+ * a readable line on stderr; exits 1 if any daemon was not upgraded.
+ */
+import { TtrpcClient } from '../../protocol/ttrpc/client.js';
+import type { ShimFlags } from '../flags.js';
+import { ADMIN_SERVICE, decodeJson, encodeJson, type DescribeResponse, type UpgradeReport } from './messages.js';
+import { listDaemons } from './registry.js';
+
+/** Set by the wrapper (scripts/shim-wrapper.sh) to its own path: the build daemons are moved to. */
+export const SELF_ENV = 'CONTAINERD_SHIM_TS_SELF';
+const UPGRADE_TIMEOUT_MS = 120_000;
+
+export async function runUpgrade(flags: ShimFlags, out: (line: string) => Promise<void>): Promise<number> {
+  const binary = process.env[SELF_ENV];
+  if (!binary) {
+    process.stderr.write(`upgrade: run it through the installed containerd-shim-ts-v2 (${SELF_ENV} is not set)\n`);
+    return 2;
+  }
+  let failures = 0;
+  let matched = 0;
+  for (const d of await listDaemons()) {
+    let client: TtrpcClient | undefined;
+    try {
+      client = await TtrpcClient.connect(d.socket, { timeoutMs: 5000 });
+      const info = decodeJson<DescribeResponse>(await client.call(ADMIN_SERVICE, 'Describe', encodeJson({}), { timeoutMs: 5000 }));
+      if (flags.address && info.address !== flags.address) continue;
+      if (flags.namespace && info.namespace !== flags.namespace) continue;
+      if (flags.id && !info.containers.includes(flags.id)) continue;
+      matched++;
+      const report = decodeJson<UpgradeReport>(await client.call(ADMIN_SERVICE, 'Upgrade', encodeJson({ binary }), { timeoutMs: UPGRADE_TIMEOUT_MS }));
+      if (report.result !== 'upgraded') failures++;
+      await out(JSON.stringify(report));
+      const pause = report.pauseMs !== undefined ? `, pause ${report.pauseMs} ms` : '';
+      process.stderr.write(
+        `daemon ${report.pid} (${info.namespace}: ${report.containers.join(', ') || 'no container'}): ${report.result} ` +
+          `${report.from.version} (${report.from.build}) -> ${report.to.version} (${report.to.build})${pause}${report.reason ? `: ${report.reason}` : ''}\n`,
+      );
+    } catch (err) {
+      // A daemon of a build without the admin service answers Unimplemented: it cannot be upgraded in place.
+      matched++;
+      failures++;
+      const reason = err instanceof Error ? err.message : String(err);
+      await out(JSON.stringify({ pid: d.pid, result: 'error', reason }));
+      process.stderr.write(`daemon ${d.pid}: error: ${reason}\n`);
+    } finally {
+      client?.close();
+    }
+  }
+  if (matched === 0) process.stderr.write('upgrade: no daemon matched\n');
+  return failures > 0 ? 1 : 0;
+}
