@@ -86,7 +86,7 @@ const CONCURRENCY = 4;
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const SECTIONS = ['lifecycle', 'phases', 'start', 'delete', 'exec', 'memory', 'tty', 'io', 'exec-memory', 'reaper'] as const;
+const SECTIONS = ['lifecycle', 'phases', 'start', 'delete', 'exec', 'memory', 'tty', 'io', 'exec-memory', 'reaper', 'upgrade'] as const;
 type Section = (typeof SECTIONS)[number];
 /** `reaper` measures no container: run only when named. */
 const DEFAULT_SECTIONS: readonly Section[] = SECTIONS.filter((s) => s !== 'reaper');
@@ -1166,6 +1166,7 @@ const TITLES: Record<Section, string> = {
   io: 'io: container stdout through the FIFOs',
   'exec-memory': `exec-memory: the daemon of one container before and after exec cycles, ${EXEC_MEMORY_SETTLE_MS / 1000} s after the last call`,
   reaper: 'reaper: exits collected per second (test/bench/reaper-bench.js)',
+  upgrade: 'upgrade: pause in serving of an in-place upgrade (ours only; no other shim has one)',
 };
 
 async function runSections(opts: Options, report: Report, containerds: Record<string, string>): Promise<void> {
@@ -1225,6 +1226,63 @@ async function runSection(ctx: Ctx, section: Section, containerds: Record<string
       return execMemorySection(ctx);
     case 'reaper':
       return reaperSection();
+    case 'upgrade':
+      return upgradeSection(ctx);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Section: upgrade
+
+/**
+ * The pause of `containerd-shim-ts-v2 upgrade` as each daemon reports it (from the moment it stops handling
+ * requests to the moment the new image serves), with 1 and 10 running containers in one daemon. The daemons
+ * are moved back and forth between two builds of this checkout (made with scripts/build.mjs SHIM_TS_DIST).
+ */
+async function upgradeSection(ctx: Ctx): Promise<void> {
+  const cd = await ctx.containerd();
+  const dir = await makeTempDir('bench-upgrade-');
+  const builds: string[] = [];
+  for (const name of ['a', 'b']) {
+    await exec(process.execPath, [join(repoRoot(), 'scripts', 'build.mjs')], { env: { ...process.env, SHIM_TS_DIST: join(dir, name), SHIM_TS_VERSION: `0.0.0-bench-${name}` }, timeoutMs: 180_000 });
+    builds.push(join(dir, name, 'containerd-shim-ts-v2'));
+  }
+  const ids: string[] = [];
+  const clean = async (): Promise<void> => {
+    for (const id of ids) {
+      await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id], { allowFail: true });
+      await cd.ctr(['task', 'rm', '-f', id], { allowFail: true });
+      await cd.ctr(['container', 'rm', id], { allowFail: true });
+    }
+    await removeDir(dir);
+  };
+  const unregister = cleanups.add(clean);
+  try {
+    for (const count of [1, 10]) {
+      const group = uniqueId('grp');
+      for (let i = 0; i < count; i++) {
+        const id = uniqueId('up');
+        ids.push(id);
+        await cd.ctr(['run', '-d', '--runtime', OURS, '--annotation', `io.containerd.ts.v2.group=${group}`, DEFAULT_IMAGE, id, 'sleep', '100000']);
+      }
+      const pauses: number[] = [];
+      const wall: number[] = [];
+      for (let run = 0; run < ctx.opts.runs; run++) {
+        const t0 = performance.now();
+        const r = await exec(builds[run % 2]!, ['-address', cd.address, '-id', ids[ids.length - 1]!, 'upgrade'], { timeoutMs: 120_000 });
+        wall.push(performance.now() - t0);
+        const report = JSON.parse(r.stdout.trim().split('\n')[0]!) as { result: string; pauseMs: number; containers: string[] };
+        if (report.result !== 'upgraded') throw new Error(`upgrade: ${r.stdout}`);
+        if (report.containers.length !== count) throw new Error(`upgrade: ${report.containers.length} containers, expected ${count}`);
+        pauses.push(report.pauseMs);
+      }
+      const fig = (name: string, values: number[]): Figure => ({ section: 'upgrade', name, unit: 'ms', ours: values, ref: [NaN], paired: false, ratio: false });
+      ctx.report.add(fig(`pause, ${count} container${count > 1 ? 's' : ''} in one daemon`, pauses));
+      ctx.report.add(fig(`\`upgrade\` command, ${count} container${count > 1 ? 's' : ''} (check of the new build included)`, wall));
+    }
+  } finally {
+    await clean();
+    unregister();
   }
 }
 
