@@ -149,9 +149,10 @@ export class ServerConnection {
     if (this.socket.writableLength > 0) return 'connection has unsent replies';
     const partial = this.decoder.pendingBytes();
     if (!partial) return 'connection is skipping an oversized frame';
-    // What the paused socket buffered goes behind what was held: both are replayed here on release().
+    // What the paused socket buffered goes behind what was held (read() hands each chunk to onData, which
+    // holds it): both are replayed here on release().
     const held = (this.held ??= []);
-    for (let c: Buffer | null; (c = this.socket.read() as Buffer | null) !== null; ) held.push(c);
+    while (this.socket.read() !== null);
     const calls: HandedCall[] = [];
     for (const [streamId, call] of this.calls) {
       if (!keep(call.service, call.method)) return `call ${call.service}/${call.method} still running`;
