@@ -401,11 +401,35 @@ class BinaryIO extends BaseIO {
   }
 }
 
-class ConsoleIO extends BaseIO {
+/** What a process with a terminal adds: the pty master, whose output ends once drained after the exit. */
+abstract class TerminalIO extends BaseIO {
+  protected console: Console | undefined;
+  protected outputCopy: Copy | undefined;
+  protected exited = false;
+
+  override resize(width: number, height: number): void {
+    this.console?.resize(width, height);
+  }
+
+  override processExited(): void {
+    this.exited = true;
+    this.endWhenDrained();
+  }
+
+  protected override consoleHandoff(): { console?: { fd: number; exited: boolean } } {
+    return this.console ? { console: { fd: this.console.fd, exited: this.exited } } : {};
+  }
+
+  protected endWhenDrained(): void {
+    const cons = this.console;
+    const copy = this.outputCopy;
+    if (!cons || !copy) return;
+    cons.drainThen(() => copy.end());
+  }
+}
+
+class ConsoleIO extends TerminalIO {
   readonly runtime: RuntimeStdio;
-  #console: Console | undefined;
-  #exited = false;
-  #outputCopy: Copy | undefined;
 
   private constructor(
     private readonly plan: Extract<StdioPlan, { mode: 'console' }>,
@@ -418,7 +442,7 @@ class ConsoleIO extends BaseIO {
     this.runtime = { stdio: ['ignore', 'pipe', 'pipe'], consoleSocket: socket.path };
     this.undo.push(() => socket.close());
     if (logger) this.undo.push(() => logger.close());
-    this.undo.push(() => this.#console?.close());
+    this.undo.push(() => this.console?.close());
   }
 
   static async create(plan: Extract<StdioPlan, { mode: 'console' }>, opts: ProcessIOOptions, timeoutMs: number): Promise<ConsoleIO> {
@@ -445,12 +469,12 @@ class ConsoleIO extends BaseIO {
     log.debug({ fd: master }, 'console: pty master received');
     await this.socket.close();
     const cons = Console.open(master, log);
-    this.#console = cons;
+    this.console = cons;
     const out =
       this.plan.stdout.kind === 'binary' && this.logger
         ? { stream: this.logger.stdout.takeWriter(), release: () => undefined }
         : await this.openOutput(this.plan.stdout as OutputTarget, sig, new Map());
-    this.#outputCopy = startCopy(cons.stream, out.stream, {
+    this.outputCopy = startCopy(cons.stream, out.stream, {
       name: 'console',
       logger: log,
       onDone: () => {
@@ -458,21 +482,12 @@ class ConsoleIO extends BaseIO {
         cons.close();
       },
     });
-    this.outputs.push(this.#outputCopy);
+    this.outputs.push(this.outputCopy);
     if (this.plan.stdin !== undefined) {
       // Stdin EOF hangs up the terminal, as the reference does; we drain pending output first.
-      this.startStdin(this.plan.stdin, cons.stream, log, false, () => this.#endWhenDrained());
+      this.startStdin(this.plan.stdin, cons.stream, log, false, () => this.endWhenDrained());
     }
-    if (this.#exited) this.#endWhenDrained();
-  }
-
-  override resize(width: number, height: number): void {
-    this.#console?.resize(width, height);
-  }
-
-  override processExited(): void {
-    this.#exited = true;
-    this.#endWhenDrained();
+    if (this.exited) this.endWhenDrained();
   }
 
   override handoff(): IOHandoff | string {
@@ -480,16 +495,6 @@ class ConsoleIO extends BaseIO {
     return super.handoff();
   }
 
-  protected override consoleHandoff(): { console?: { fd: number; exited: boolean } } {
-    return this.#console ? { console: { fd: this.#console.fd, exited: this.#exited } } : {};
-  }
-
-  #endWhenDrained(): void {
-    const cons = this.#console;
-    const copy = this.#outputCopy;
-    if (!cons || !copy) return;
-    cons.drainThen(() => copy.end());
-  }
 }
 
 /** Append writes to an inherited regular-file fd (the fd is closed by the IO, not by the writer). */
@@ -507,11 +512,8 @@ function fileWriter(fd: number): WritableStream {
 }
 
 /** The stdio of a process handed over by the previous image of the shim: the same fds, copying on. */
-class AdoptedIO extends BaseIO {
+class AdoptedIO extends TerminalIO {
   readonly runtime: RuntimeStdio = { stdio: [] };
-  #console: Console | undefined;
-  #outputCopy: Copy | undefined;
-  #exited = false;
 
   constructor(state: IOHandoff, opts: ProcessIOOptions) {
     super();
@@ -520,8 +522,8 @@ class AdoptedIO extends BaseIO {
     const writers: WritableStream[] = [];
     const endpoint = (ref: EndpointRef, dir: 'src' | 'dst'): Readable | WritableStream => {
       if (ref.type === 'pty') {
-        this.#console ??= Console.open(ref.fd, log);
-        return this.#console.stream;
+        this.console ??= Console.open(ref.fd, log);
+        return this.console.stream;
       }
       if (ref.type === 'file') {
         const w = fileWriter(ref.fd);
@@ -533,7 +535,7 @@ class AdoptedIO extends BaseIO {
       return s;
     };
     if (state.console && !state.copies.some((c) => c.src?.type === 'pty' || c.dst?.type === 'pty')) {
-      this.#console = Console.open(state.console.fd, log);
+      this.console = Console.open(state.console.fd, log);
     }
     this.stdinClosed = state.stdinClosed;
     let closer = state.stdinCloser;
@@ -555,9 +557,9 @@ class AdoptedIO extends BaseIO {
         name: c.name,
         logger: log,
         endDestination: c.endsDestination,
-        ...(consoleOutput ? { onDone: () => this.#console?.close() } : consoleInput ? { onDone: () => this.#endWhenDrained() } : {}),
+        ...(consoleOutput ? { onDone: () => this.console?.close() } : consoleInput ? { onDone: () => this.endWhenDrained() } : {}),
       });
-      if (consoleOutput) this.#outputCopy = copy;
+      if (consoleOutput) this.outputCopy = copy;
       list.push(copy);
     }
     if (closer >= 0 || stdinSource) {
@@ -599,29 +601,9 @@ class AdoptedIO extends BaseIO {
     this.undo.push(() => {
       for (const s of sockets) s.destroy();
       for (const w of writers) w.destroy();
-      this.#console?.close();
+      this.console?.close();
     });
     if (state.console?.exited) this.processExited();
-  }
-
-  override resize(width: number, height: number): void {
-    this.#console?.resize(width, height);
-  }
-
-  override processExited(): void {
-    this.#exited = true;
-    this.#endWhenDrained();
-  }
-
-  protected override consoleHandoff(): { console?: { fd: number; exited: boolean } } {
-    return this.#console ? { console: { fd: this.#console.fd, exited: this.#exited } } : {};
-  }
-
-  #endWhenDrained(): void {
-    const cons = this.#console;
-    const copy = this.#outputCopy;
-    if (!cons || !copy) return;
-    cons.drainThen(() => copy.end());
   }
 }
 
