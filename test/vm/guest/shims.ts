@@ -1,0 +1,326 @@
+// Runs INSIDE the test VM (pure cgroup v2, a kernel CRIU works on), started by test/e2e/vm-shims.test.ts:
+// `node --test` on build/test/vm/guest/shims.js (not a *.test.js: the host's run never picks it up).
+// For each containerd version (SHIM_TEST_CONTAINERD) two private containerds: one with our binary installed as
+// containerd-shim-runc-v2 (the drop-in: ctr's runc flags and checkpoint options reach it as they reach the
+// reference) and one with the reference. The same cases run on both, with the runtime io.containerd.runc.v2:
+// - crun through binary_name (`ctr run --runc-binary crun`): lifecycle, exec, pause/resume, Update, Stats;
+// - an exec with a tty (`ctr task exec -t` on a node-pty terminal): a tty of the client's size, resize, exit code;
+// - a real CRIU checkpoint (`ctr container checkpoint --task`, so --leave-running) and a restore into a new
+//   container (`ctr container restore --live`): the counter resumes with its memory; /tasks/checkpointed;
+// - shim_cgroup (runc Options on `start`'s stdin and on Create, by hand: ctr cannot send it) and the
+//   controllers: the daemon lands in that cgroup, which gets no controllers enabled, and the container's
+//   cgroup has every root controller, enabled in each ancestor's cgroup.subtree_control.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rmdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import { spawn as ptySpawn, type IPty } from 'node-pty';
+import * as api from '../../../protocol/gen/containerd/runtime/v2/task/shim.js';
+import { Metrics } from '../../../protocol/gen/cgroups/v2/stats/metrics.js';
+import { Empty } from '../../../protocol/gen/google/protobuf/empty.js';
+import { listTasks, pauseTask, selectedVersions, shimBinaryPath, startContainerd, waitTaskStatus, type Containerd } from '../../harness/containerd.js';
+import { watchEventsReady } from '../../harness/events.js';
+import { DEFAULT_IMAGE, importImage } from '../../harness/image.js';
+import { connectShim } from '../../harness/shim-client.js';
+import { exec, isAlive, makeTempDir, readProc, removeDir, sleep, uniqueId, waitFor } from '../../harness/util.js';
+import { FifoReader, cleanupByHand, connectTask, encodeAny, makeBundle, runShim, runcOptionsAny, shimSocket } from '../../fixtures/shim-by-hand.js';
+
+const pureV2 = existsSync('/sys/fs/cgroup/cgroup.controllers');
+const RUNC_V2 = 'io.containerd.runc.v2';
+const IMG = DEFAULT_IMAGE;
+const TASK_V2 = 'containerd.task.v2.Task';
+const TASK_V3 = 'containerd.task.v3.Task';
+/** Under TCG everything is 10-15x slower than on the host. */
+const SLOW = 120_000;
+type Side = 'ts' | 'runc';
+
+const words = (s: string) => s.trim().split(/\s+/).filter(Boolean);
+
+async function cgroupOf(pid: number): Promise<string> {
+  const line = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').find((l) => l.startsWith('0::'));
+  assert.ok(line, `no cgroup v2 line in /proc/${pid}/cgroup`);
+  return line.slice(3);
+}
+
+async function removeTask(cd: Containerd, id: string): Promise<void> {
+  await cd.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], { allowFail: true });
+  await waitFor(async () => !(await listTasks(cd)).some((t) => t.id === id && t.status !== 'STOPPED'), SLOW, `${id} stopped`).catch(() => undefined);
+  await cd.ctr(['task', 'rm', '-f', id], { allowFail: true, timeoutMs: SLOW });
+  await cd.ctr(['container', 'rm', id], { allowFail: true, timeoutMs: SLOW });
+}
+
+/** ctr on a fresh pseudo-terminal, as a user's terminal. */
+class PtyCtr {
+  readonly pty: IPty;
+  #out = '';
+  #done = false;
+  readonly exited: Promise<{ exitCode: number }>;
+  constructor(cd: Containerd, args: string[], cols: number, rows: number) {
+    this.pty = ptySpawn(cd.binaries.ctr, ['--address', cd.address, '--namespace', cd.namespace, ...args], {
+      name: 'xterm',
+      cols,
+      rows,
+      cwd: '/',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TERM: 'xterm' },
+    });
+    this.pty.onData((d) => (this.#out += d));
+    this.exited = new Promise((resolve) =>
+      this.pty.onExit((e) => {
+        this.#done = true;
+        resolve(e);
+      }),
+    );
+  }
+  text(): string {
+    return this.#out.replace(/\r+\n/g, '\n');
+  }
+  write(s: string): void {
+    this.pty.write(s);
+  }
+  expect(re: RegExp, what: string, from = 0, timeoutMs = SLOW): Promise<RegExpMatchArray> {
+    return waitFor(() => this.text().slice(from).match(re) ?? undefined, timeoutMs, `${what}; output so far: ${JSON.stringify(this.text().slice(-300))}`);
+  }
+  async kill(): Promise<void> {
+    if (this.#done) return;
+    this.pty.kill('SIGKILL');
+    await Promise.race([this.exited, sleep(5000)]);
+  }
+}
+
+/** Types `command` until the output after it matches `re` (the first ResizePty comes after Start, so early sizes are 0 0). */
+async function typeUntil(c: PtyCtr, command: string, re: RegExp, what: string): Promise<void> {
+  await waitFor(
+    async () => {
+      const from = c.text().length;
+      c.write(`${command}\r`);
+      return (await c.expect(re, what, from, 10_000).then(() => true, () => false)) || undefined;
+    },
+    SLOW,
+    what,
+  );
+}
+
+for (const version of selectedVersions()) describe(`containerd ${version} in the test VM: both shims as io.containerd.runc.v2`, { skip: pureV2 ? false : 'needs a pure cgroup v2 host (the test VM)', timeout: 30 * 60_000 }, () => {
+  let dir: string;
+  const cds = {} as Record<Side, Containerd>;
+
+  before(async () => {
+    dir = await makeTempDir('vmshims-');
+    const drop = join(dir, 'bin');
+    await mkdir(drop);
+    await symlink(shimBinaryPath(), join(drop, 'containerd-shim-runc-v2'));
+    cds.ts = await startContainerd({ version, shimDirs: [drop], readyTimeoutMs: SLOW });
+    cds.runc = await startContainerd({ version, readyTimeoutMs: SLOW });
+    await Promise.all([importImage(cds.ts), importImage(cds.runc)]);
+  });
+  after(async () => {
+    await cds.ts?.stop();
+    await cds.runc?.stop();
+    if (dir) await removeDir(dir);
+  });
+
+  for (const side of ['ts', 'runc'] as const) {
+    test(`containerd ${version}, ${side}: crun via binary_name: run, exec, pause/resume, Update, Stats, kill`, async (t) => {
+      const cd = cds[side];
+      const id = uniqueId('crun');
+      const crunRoot = `/run/containerd/runc/${cd.namespace}`;
+      await cd.ctr(['run', '-d', '--runc-binary', 'crun', '--memory-limit', String(64 << 20), IMG, id, 'sleep', '600'], { timeoutMs: SLOW });
+      try {
+        const task = await waitTaskStatus(cd, id, 'RUNNING', SLOW);
+        const bundle = join(cd.state, 'io.containerd.runtime.v2.task', cd.namespace, id);
+        assert.deepEqual(JSON.parse(await readFile(join(bundle, 'options.json'), 'utf8')), { binary_name: 'crun' });
+        if (side === 'ts') assert.ok((await cd.shimProcesses()).some((p) => p.argv.some((a) => a.includes('containerd-shim-ts-v2'))), 'the drop-in is our binary');
+        // crun, not runc, holds the container.
+        const state = JSON.parse((await exec('crun', ['--root', crunRoot, 'state', id])).stdout) as { pid: number; status: string };
+        assert.equal(state.pid, task.pid);
+        assert.equal(state.status, 'running');
+        assert.notEqual((await exec('runc', ['--root', crunRoot, 'state', id], { allowFail: true })).code, 0, 'runc does not know it');
+        const dir = `/sys/fs/cgroup${await cgroupOf(task.pid)}`;
+        assert.equal((await readFile(`${dir}/memory.max`, 'utf8')).trim(), String(64 << 20));
+
+        const ex = await cd.ctr(['task', 'exec', '--exec-id', 'e1', id, 'sh', '-c', 'echo exec-out-$((6*7)); exit 3'], { allowFail: true, timeoutMs: SLOW });
+        assert.equal(ex.code, 3, ex.stderr);
+        assert.match(ex.stdout, /exec-out-42/);
+
+        await pauseTask(cd, id, side === 'ts' ? 'io.containerd.ts.v2' : RUNC_V2, (m) => t.diagnostic(m));
+        await waitTaskStatus(cd, id, 'PAUSED', SLOW);
+        await waitFor(async () => /^frozen 1$/m.test(await readFile(`${dir}/cgroup.events`, 'utf8')), SLOW, 'cgroup.events: frozen 1');
+        assert.equal(JSON.parse((await exec('crun', ['--root', crunRoot, 'state', id])).stdout).status, 'paused');
+        await cd.ctr(['task', 'resume', id], { timeoutMs: SLOW });
+        await waitTaskStatus(cd, id, 'RUNNING', SLOW);
+        await waitFor(async () => /^frozen 0$/m.test(await readFile(`${dir}/cgroup.events`, 'utf8')), SLOW, 'cgroup.events: frozen 0');
+
+        await cd.ctr(['task', 'update', '--memory-limit', String(96 << 20), '--cpu-quota', '50000', '--cpu-period', '100000', id], { timeoutMs: SLOW });
+        assert.equal((await readFile(`${dir}/memory.max`, 'utf8')).trim(), String(96 << 20));
+        assert.equal((await readFile(`${dir}/cpu.max`, 'utf8')).trim(), '50000 100000');
+
+        const shim = await connectShim(cd, id);
+        try {
+          const res = await shim.call('Stats', { id }, api.StatsRequest, api.StatsResponse, SLOW);
+          assert.equal(res.stats?.typeUrl, 'io.containerd.cgroups.v2.Metrics');
+          const m = Metrics.decode(res.stats.value);
+          assert.equal(m.memory?.usageLimit, BigInt(96 << 20));
+          assert.equal(m.pids?.current, 1n, 'sleep alone in the container');
+          assert.ok((m.cpu?.usageUsec ?? 0n) > 0n);
+        } finally {
+          shim.close();
+        }
+
+        await cd.ctr(['task', 'kill', '-s', 'SIGKILL', id], { timeoutMs: SLOW });
+        const stopped = await waitTaskStatus(cd, id, 'STOPPED', SLOW);
+        assert.equal(stopped.status, 'STOPPED');
+        await cd.ctr(['task', 'rm', id], { timeoutMs: SLOW });
+        assert.notEqual((await exec('crun', ['--root', crunRoot, 'state', id], { allowFail: true })).code, 0, 'crun deleted it');
+      } finally {
+        await removeTask(cd, id);
+      }
+    });
+
+    test(`containerd ${version}, ${side}: ctr task exec -t: a tty of the client's size, resize, exit code`, async () => {
+      const cd = cds[side];
+      const id = uniqueId('etty');
+      await cd.ctr(['run', '-d', IMG, id, 'sleep', '600'], { timeoutMs: SLOW });
+      const c = new PtyCtr(cd, ['task', 'exec', '-t', '--exec-id', 'sh1', id, 'sh', '-c', 'echo READY-$((6*7)); while read c; do eval "$c"; done'], 90, 30);
+      try {
+        await waitTaskStatus(cd, id, 'RUNNING', SLOW);
+        await c.expect(/READY-42\n/, 'exec shell ready');
+        await typeUntil(c, '[ -t 0 ] && echo "IS-A-""TTY $(stty size)"', /IS-A-TTY 30 90\n/, 'a tty of 30x90');
+        c.pty.resize(132, 43);
+        await typeUntil(c, 'echo "SIZE-""$(stty size)"', /SIZE-43 132\n/, 'resized to 43x132');
+        c.write('exit 5\r');
+        const e = await Promise.race([c.exited, sleep(SLOW).then(() => undefined)]);
+        assert.equal(e?.exitCode, 5, c.text().slice(-300));
+        assert.equal((await listTasks(cd)).find((x) => x.id === id)?.status, 'RUNNING', 'the container outlives its exec');
+      } finally {
+        await c.kill();
+        await removeTask(cd, id);
+      }
+    });
+
+    test(`containerd ${version}, ${side}: real checkpoint (--leave-running, /tasks/checkpointed), restore into a new container with its memory`, async (t) => {
+      const cd = cds[side];
+      const id = uniqueId('ck');
+      const restored = `${id}-r`;
+      const ref = `localhost/shimtest/checkpoint:${id}`;
+      // The counter and a token read once at start live in the shell's memory: a restored process goes on with
+      // both, a fresh one would draw a new token and count from 1.
+      const script = 'read k </proc/sys/kernel/random/uuid; i=0; while true; do i=$((i+1)); echo "$k $i" >/tmp/count; sleep 0.1; done';
+      const counter = async (pid: number) => {
+        const [k, n] = words(await readFile(`/proc/${pid}/root/tmp/count`, 'utf8').catch(() => ''));
+        return { k, n: Number(n ?? 0) };
+      };
+      const events = await watchEventsReady(cd);
+      await cd.ctr(['run', '-d', IMG, id, 'sh', '-c', script], { timeoutMs: SLOW });
+      try {
+        const pid = (await waitTaskStatus(cd, id, 'RUNNING', SLOW)).pid;
+        await waitFor(async () => (await counter(pid)).n > 10, SLOW, 'counter running');
+        const before = await counter(pid);
+        const r = await cd.ctr(['container', 'checkpoint', '--task', id, ref], { allowFail: true, timeoutMs: 5 * 60_000 });
+        assert.equal(r.code, 0, r.stderr);
+        // Left running: the same process, still counting.
+        const still = await waitTaskStatus(cd, id, 'RUNNING', SLOW);
+        assert.equal(still.pid, pid);
+        const mark = (await counter(pid)).n;
+        await waitFor(async () => (await counter(pid)).n > mark, SLOW, 'the checkpointed task counts on');
+        await waitFor(() => events.lines().some((l) => l.includes('/tasks/checkpointed') && l.includes(id)), side === 'ts' ? SLOW : 5_000, '/tasks/checkpointed').catch((err: Error) => {
+          // The reference publishes it from containerd 1.7's shim on (checkpoint.test.ts: not 1.6's).
+          if (side === 'ts' || version !== '1.6') throw err;
+          t.diagnostic(`reference ${version}: no /tasks/checkpointed (as known)`);
+        });
+        assert.match((await cd.ctr(['image', 'ls', '-q'])).stdout, new RegExp(`^${ref.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+        await removeTask(cd, id);
+
+        const rr = await cd.ctr(['container', 'restore', '--live', restored, ref], { allowFail: true, timeoutMs: 5 * 60_000 });
+        assert.equal(rr.code, 0, rr.stderr);
+        const task = await waitTaskStatus(cd, restored, 'RUNNING', SLOW);
+        const resumed = await waitFor(async () => {
+          const c = await counter(task.pid);
+          return c.n > 0 ? c : undefined;
+        }, SLOW, 'the restored counter writes');
+        t.diagnostic(`${side}: counted to ${before.n} before the checkpoint; restored and at ${resumed.n}`);
+        assert.equal(resumed.k, before.k, 'the token from the checkpointed memory');
+        assert.ok(resumed.n > before.n, `counting on from the checkpoint: ${resumed.n} > ${before.n}`);
+        if (side === 'ts') assert.ok((await cd.shimProcesses()).some((p) => p.argv.some((a) => a.includes('containerd-shim-ts-v2'))), 'our binary serves the restored task');
+      } finally {
+        events.stop();
+        await removeTask(cd, id);
+        await removeTask(cd, restored);
+        await cd.ctr(['image', 'rm', ref], { allowFail: true });
+      }
+    });
+
+    test(`containerd ${version}, ${side}: shim_cgroup: the daemon joins it; the container's cgroup gets every root controller`, async (t) => {
+      const cd = cds[side];
+      const binary = side === 'ts' ? shimBinaryPath() : cd.binaries.runcShim;
+      const tmp = await makeTempDir('vmcg-');
+      const ns = uniqueId('vmcg');
+      const id = uniqueId('cg');
+      const tag = id.slice(3);
+      const shimCgroup = `/vmshim-${tag}`;
+      const containerCgroup = `/vmctr-${tag}/nested/${id}`;
+      // Its own address (no containerd listens there: events go nowhere), so that cleanupByHand's sweep of the
+      // daemons started for it cannot touch containerd's own shims.
+      const address = join(tmp, 'c.sock');
+      const socket = shimSocket(address, ns, id);
+      await mkdir(join('/sys/fs/cgroup', shimCgroup));
+      const log = { reader: undefined as FifoReader | undefined };
+      try {
+        const bundle = await makeBundle(join(tmp, ns), id, { args: ['sleep', '600'], cgroupsPath: containerCgroup });
+        log.reader = new FifoReader(join(bundle, 'log'));
+        const options = runcOptionsAny({ shimCgroup });
+        // As containerd runs it: the runtime options on stdin.
+        const r = await runShim(['-namespace', ns, '-address', address, '-publish-binary', cd.binaries.containerd, '-id', id, 'start'], {
+          cwd: bundle,
+          binary,
+          input: encodeAny(options),
+          env: { ...process.env, TTRPC_ADDRESS: `${address}.ttrpc` },
+          timeoutMs: SLOW,
+        });
+        assert.equal(r.code, 0, r.stderr);
+        const conn = await connectTask(socket, ns);
+        try {
+          // containerd 2.x's reference serves only the v3 Task service (Connect tells: Unimplemented on v2).
+          const service = await conn.call('Connect', { id }, api.ConnectRequest, api.ConnectResponse).then(
+            () => TASK_V2,
+            (err: { grpcCode?: number }) => {
+              if (err.grpcCode !== 12) throw err;
+              return TASK_V3;
+            },
+          );
+          await conn.call('Create', api.CreateTaskRequest.fromPartial({ id, bundle, options }), api.CreateTaskRequest, api.CreateTaskResponse, service);
+          const pid = (await conn.call('Start', { id, execId: '' }, api.StartRequest, api.StartResponse, service)).pid;
+          // The container's init is the daemon's child (the shim reaps it as a subreaper).
+          const daemon = (await readProc(pid))?.ppid;
+          assert.ok(daemon && daemon > 1, `parent of ${pid}: ${daemon}`);
+          assert.equal(await cgroupOf(daemon), shimCgroup, 'the daemon is in shim_cgroup');
+          assert.equal(await cgroupOf(pid), containerCgroup);
+          const procs = words(await readFile(join('/sys/fs/cgroup', shimCgroup, 'cgroup.procs'), 'utf8'));
+          assert.ok(procs.includes(String(daemon)), `daemon ${daemon} in ${procs.join(' ')}`);
+          assert.equal((await readFile(join('/sys/fs/cgroup', shimCgroup, 'cgroup.subtree_control'), 'utf8')).trim(), '', 'no controllers enabled below the shim cgroup');
+          const root = words(await readFile('/sys/fs/cgroup/cgroup.controllers', 'utf8')).sort();
+          assert.deepEqual(words(await readFile(join('/sys/fs/cgroup', containerCgroup, 'cgroup.controllers'), 'utf8')).sort(), root);
+          for (const ancestor of ['', `/vmctr-${tag}`, `/vmctr-${tag}/nested`]) {
+            const enabled = words(await readFile(`/sys/fs/cgroup${ancestor}/cgroup.subtree_control`, 'utf8'));
+            for (const c of root) assert.ok(enabled.includes(c), `${c} enabled in ${ancestor || '/'}/cgroup.subtree_control: ${enabled.join(' ')}`);
+          }
+          t.diagnostic(`${side}: daemon ${daemon} in ${shimCgroup} (procs: ${procs.join(' ')}); root controllers ${root.join(' ')}`);
+          await conn.call('Kill', { id, execId: '', signal: 9, all: false }, api.KillRequest, Empty, service);
+          await conn.call('Wait', { id, execId: '' }, api.WaitRequest, api.WaitResponse, service);
+          await conn.call('Delete', { id, execId: '' }, api.DeleteRequest, api.DeleteResponse, service);
+          await conn.call('Shutdown', { id, now: true }, api.ShutdownRequest, Empty, service).catch(() => undefined);
+          await waitFor(async () => !(await isAlive(daemon)), SLOW, 'the daemon exits after Shutdown');
+        } finally {
+          conn.close();
+        }
+      } finally {
+        log.reader?.close();
+        await cleanupByHand({ address, namespace: ns, tmp, ids: [id], sockets: [socket] });
+        // Spares of ours may have been started from the daemon: they left with it or are killed above.
+        for (const d of [`/vmctr-${tag}/nested/${id}`, `/vmctr-${tag}/nested`, `/vmctr-${tag}`, shimCgroup]) {
+          await waitFor(() => rmdir(join('/sys/fs/cgroup', d)).then(() => true, (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? true : undefined)), 30_000, `rmdir ${d}`).catch(() => undefined);
+        }
+      }
+    });
+  }
+});
