@@ -3,7 +3,7 @@
 // has fetched it into the (shared) checkout, 2.1: for each a container with our shim (dist/containerd-shim-ts-v2 of
 // the shared checkout) and one with the reference runc shim: Stats (v2 Metrics against the cgroup files), Update
 // (memory, cpu, pids in the cgroup files), pause/resume (cgroup.freeze). The guest's TAP output is checked case
-// by case here. Gated like vm-smoke: only with SHIM_TEST_VM=1 (slow under TCG).
+// by case here. Gated like vm-smoke (test/harness/vm.ts vmTestSkip).
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { availableVersions } from '../harness/containerd.js';
