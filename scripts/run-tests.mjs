@@ -4,6 +4,10 @@
 // file at a time. The longest files start first so the whole run is as short as its longest file allows.
 // Extra arguments filter files by substring: `npm test -- ttrpc reaper`. The full run (no filter) also runs the
 // single executable's e2e files alongside (below; SHIM_TEST_SEA=0 leaves them out).
+// The test VM's files (e2e/vm-*: a Debian 12 guest under qemu, test/harness/vm.ts) are on by default where
+// qemu-system-x86_64 is on PATH and we are root, in the full run and in runs whose filter names `vm`
+// (SHIM_TEST_VM=0 leaves them out; elsewhere they report a skip with the reason). In the full run they go in a
+// run of their own alongside the main one (below), so the main run never waits for them.
 // SHIM_TEST_BINARY=sea runs the tests against the single executable (`npm run package`, dist/sea/) with node
 // hidden from containerd and the shims: the run goes on in a private mount namespace where every installed
 // node is /dev/null, and the test runner itself uses a copy of node only it knows the path of.
@@ -27,6 +31,11 @@ function walk(dir) {
 
 const filters = process.argv.slice(2);
 if (process.env.SHIM_TEST_BINARY === 'sea' && !process.env.SHIM_TEST_HIDDEN_NODE) process.exit(runWithNodeHidden());
+const isVmFile = (f) => relative(testRoot, f).startsWith('e2e/vm-');
+// SHIM_TEST_VM unset: on where the VM can run, for the full run and filters that name it.
+if (process.env.SHIM_TEST_VM === undefined && !process.env.SHIM_TEST_BINARY && (filters.length === 0 || filters.some((s) => s.includes('vm'))) && vmCanRun()) {
+  process.env.SHIM_TEST_VM = '1';
+}
 
 let files = walk(testRoot);
 if (filters.length > 0) files = files.filter((f) => filters.some((s) => relative(testRoot, f).includes(s)));
@@ -50,37 +59,57 @@ delete env.NODE_EXTRA_CA_CERTS;
 /** What the single executable must pass with node hidden: the lifecycle, io, terminal and restart files. */
 const SEA_FILES = ['e2e/task-lifecycle', 'e2e/io', 'e2e/terminal', 'e2e/restart'];
 const withSea = filters.length === 0 && !process.env.SHIM_TEST_BINARY && process.env.SHIM_TEST_SEA !== '0';
-const seaRun = withSea ? startSeaRun() : undefined;
+const seaRun = withSea ? startSideRun(SEA_FILES, { SHIM_TEST_BINARY: 'sea', SHIM_TEST_JOBS: '2' }) : undefined;
+// The VM files in a run of their own alongside (full run, VM on): each boots the guest once and then mostly
+// waits for it; the VMs take turns (a lock in test/harness/vm.ts) and qemu runs at a lower CPU priority
+// (SHIM_VM_NICE), so the host's files keep the CPU they need on a small machine.
+const withVm = filters.length === 0 && !process.env.SHIM_TEST_BINARY && process.env.SHIM_TEST_VM === '1' && files.some(isVmFile);
+const vmFiles = withVm ? files.filter(isVmFile).map((f) => relative(testRoot, f).replace(/\.test\.js$/, '')) : [];
+if (withVm) files = files.filter((f) => !isVmFile(f));
+const vmRun = withVm ? startSideRun(vmFiles, { SHIM_TEST_JOBS: String(vmFiles.length) }) : undefined;
+const started = Date.now();
 const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${jobs}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env,
 });
+const mainMs = Date.now() - started;
 stopSpares();
 let status = r.status ?? 1;
-if (seaRun) {
-  const sea = await seaRun;
-  console.log(`\n== the single executable's e2e files (SHIM_TEST_BINARY=sea: ${SEA_FILES.join(' ')}), exit ${sea.status}`);
-  process.stdout.write(sea.output);
-  if (sea.status !== 0) status = status || 1;
+for (const [run, what] of [
+  [seaRun, `the single executable's e2e files (SHIM_TEST_BINARY=sea: ${SEA_FILES.join(' ')})`],
+  [vmRun, `the test VM's files (${vmFiles.join(' ')})`],
+]) {
+  if (!run) continue;
+  const side = await run;
+  console.log(`\n== ${what}, exit ${side.status}, ${Math.round(side.ms / 1000)} s (main run: ${Math.round(mainMs / 1000)} s)`);
+  process.stdout.write(side.output);
+  if (side.status !== 0) status = status || 1;
 }
 process.exit(status);
 
+/** Whether the test VM can boot here at all: qemu on PATH, root, x86_64 Linux (test/harness/vm.ts vmPrecheck). */
+function vmCanRun() {
+  if (process.platform !== 'linux' || process.arch !== 'x64' || process.getuid?.() !== 0) return false;
+  return (process.env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, 'qemu-system-x86_64')));
+}
+
 /**
- * This script again, SHIM_TEST_BINARY=sea, two files at a time. Its output goes to a file (a pipe would fill
- * while the main run blocks this process) and is shown at the end.
+ * This script again on `filters` with `extraEnv` (the single executable's files; the VM's files), alongside the
+ * main run. Its output goes to a file (a pipe would fill while the main run blocks this process) and is shown
+ * at the end.
  */
-function startSeaRun() {
-  const dir = mkdtempSync(join(tmpdir(), 'sea-tests-'));
+function startSideRun(filters, extraEnv) {
+  const dir = mkdtempSync(join(tmpdir(), 'side-tests-'));
   const logPath = join(dir, 'output.log');
   const fd = openSync(logPath, 'w');
-  const seaEnv = { ...env, SHIM_TEST_BINARY: 'sea', SHIM_TEST_JOBS: '2' };
-  const child = spawn(process.execPath, [join(root, 'scripts', 'run-tests.mjs'), ...SEA_FILES], { env: seaEnv, stdio: ['ignore', fd, fd] });
+  const t0 = Date.now();
+  const child = spawn(process.execPath, [join(root, 'scripts', 'run-tests.mjs'), ...filters], { env: { ...env, ...extraEnv }, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   return new Promise((resolve) => {
     const done = (status, extra = '') => {
       const output = readFileSync(logPath, 'utf8') + extra;
       rmSync(dir, { recursive: true, force: true });
-      resolve({ status, output });
+      resolve({ status, output, ms: Date.now() - t0 });
     };
     child.on('error', (err) => done(1, `could not run: ${err.message}\n`));
     child.on('close', (code) => done(code ?? 1));

@@ -3,11 +3,11 @@
 // has fetched it into the (shared) checkout, 2.1: for each a container with our shim (dist/containerd-shim-ts-v2 of
 // the shared checkout) and one with the reference runc shim: Stats (v2 Metrics against the cgroup files), Update
 // (memory, cpu, pids in the cgroup files), pause/resume (cgroup.freeze). The guest's TAP output is checked case
-// by case here. Gated like vm-smoke: only with SHIM_TEST_VM=1 (slow under TCG).
+// by case here. Gated like vm-smoke (test/harness/vm.ts vmTestSkip).
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { availableVersions } from '../harness/containerd.js';
-import { runInVm, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from '../harness/vm.js';
+import { guestSubtestBlock, runInVm, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from '../harness/vm.js';
 
 const skip = vmTestSkip();
 const GUEST_FILE = 'build/test/vm/guest/cgroup-v2.js';
@@ -51,8 +51,8 @@ describe(`test VM: containerd ${VERSIONS.join(' and ')} with both shims on cgrou
           if (unavailable !== undefined) return t.skip(unavailable);
           assert.ok(result);
           const line = result.stdout.split('\n').find((l) => l.includes(`- ${name}`));
-          const detail = `guest output: ${result.stdout.slice(-4000)}\nstderr: ${result.stderr.slice(-2000)}`;
-          assert.ok(line, `no result for "${name}"; ${detail}`);
+          const detail = `in the guest:\n${guestSubtestBlock(result.stdout, name)}\nguest stderr: ${result.stderr.slice(-1000)}`;
+          assert.ok(line, `no result for "${name}"; guest output: ${result.stdout.slice(-4000)}`);
           assert.match(line, /^\s*ok \d+ /, detail);
           assert.doesNotMatch(line, /# SKIP/, detail);
         });

@@ -1,8 +1,8 @@
 // Existing e2e files run unchanged INSIDE the test VM (pure cgroup v2, Debian's kernel 6.1), where what depends
 // on the kernel or the cgroup version takes its v2 paths: one boot runs each file with node's test runner on
 // containerd 1.6 and (when fetched into the shared checkout) 2.1, and each file must pass there as a whole.
-// Which files: SHIM_TEST_VM_E2E (comma-separated names under test/e2e/, default `oom,checkpoint`). Gated like vm-smoke:
-// only with SHIM_TEST_VM=1 (slow under TCG: in the VM the oom file takes ~1.5 min, checkpoint ~2.5 min).
+// Which files: SHIM_TEST_VM_E2E (comma-separated names under test/e2e/, default `oom,checkpoint`). Gated like
+// vm-smoke (slow under TCG: in the VM the oom file takes ~1.5 min, checkpoint ~2.5 min).
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { availableVersions } from '../harness/containerd.js';

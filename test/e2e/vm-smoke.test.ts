@@ -1,8 +1,9 @@
 // Smoke test of the test VM (test/harness/vm.ts): one boot of the Debian 12 guest runs every check below and the
 // assertions read its output. Inside: pure cgroup v2 with memory/pids/cpu usable by a child cgroup, `criu check`,
 // runc and crun, the checkout read-only at the host's path, and node running this build (the shim's -v, a unit
-// test file). Slow under TCG (image build ~40 s once, boot ~10-15 s), so it runs only with SHIM_TEST_VM=1
-// (SHIM_TEST_VM=require: a VM that cannot run here fails the test instead of skipping it).
+// test file). Slow under TCG (image build ~40 s once, boot ~10-15 s): it runs with SHIM_TEST_VM=1, which
+// scripts/run-tests.mjs sets where qemu is on PATH and we are root (SHIM_TEST_VM=0: off; SHIM_TEST_VM=require:
+// a VM that cannot run here fails the test instead of skipping it).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';

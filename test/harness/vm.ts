@@ -128,7 +128,10 @@ export async function runInVm(command: string, opts: VmRunOptions = {}): Promise
     // flock serialises VMs on this host; the marker tells when this one's clock starts.
     // Waiting for other VMs is bounded (an hour: the longest VM test file takes some minutes).
     const lockWaitS = 3600;
-    const wrapped = ['flock', '-w', String(lockWaitS), LOCK_FILE, 'sh', '-c', `echo ${LOCKED}; exec "$@"`, 'sh', ...qemu];
+    // qemu at a lower CPU priority (SHIM_VM_NICE, default 10): under TCG it would take both cores of a small
+    // machine from the host's own tests running alongside; the guest's timeouts allow for a slow VM.
+    const nice = process.env.SHIM_VM_NICE ?? '10';
+    const wrapped = ['flock', '-w', String(lockWaitS), LOCK_FILE, 'nice', '-n', nice, 'sh', '-c', `echo ${LOCKED}; exec "$@"`, 'sh', ...qemu];
     const bootTimeoutMs = opts.bootTimeoutMs ?? 5 * 60_000;
     const runTimeoutMs = opts.timeoutMs ?? 10 * 60_000;
     const run = await bootAndRun(wrapped, bootTimeoutMs, runTimeoutMs);
@@ -221,12 +224,17 @@ function bootAndRun(argv: string[], bootTimeoutMs: number, runTimeoutMs: number)
 }
 
 /**
- * The gate of the VM tests: they boot only with SHIM_TEST_VM=1 (or `require`: a VM that cannot run here then
- * fails them instead of skipping). Returns the skip reason, or false to run.
+ * The gate of the VM tests: they boot only with SHIM_TEST_VM=1, which scripts/run-tests.mjs sets where qemu is
+ * on PATH and we are root (SHIM_TEST_VM=0 turns them off; `require`: a VM that cannot run here then fails them
+ * instead of skipping). Returns the skip reason, or false to run.
  */
 export function vmTestSkip(): string | false {
   const gate = process.env.SHIM_TEST_VM ?? '';
-  if (gate === '' || gate === '0') return 'boots the Debian 12 test VM (slow under TCG emulation): set SHIM_TEST_VM=1 to run it';
+  if (gate === '0') return 'the test VM is off (SHIM_TEST_VM=0)';
+  if (gate === '') {
+    const why = vmPrecheck();
+    return `boots the Debian 12 test VM, which needs SHIM_TEST_VM=1 (scripts/run-tests.mjs sets it where ${QEMU} is on PATH and we are root${why ? `; here: ${why}` : ''})`;
+  }
   if (vmRequired()) return false;
   return vmPrecheck() ?? false;
 }
@@ -245,6 +253,19 @@ export function vmPrecheck(): string | undefined {
     return `${QEMU} not found (apt-get install qemu-system-x86)`;
   }
   return undefined;
+}
+
+/**
+ * The guest's TAP block of the subtest `name` (its `ok`/`not ok` line with the YAML after it, up to the next
+ * subtest), to show why a case failed in the VM; '' when absent.
+ */
+export function guestSubtestBlock(tap: string, name: string): string {
+  const lines = tap.split('\n');
+  const start = lines.findIndex((l) => /^\s*(not )?ok \d+ - /.test(l) && l.includes(`- ${name}`));
+  if (start < 0) return '';
+  let end = start + 1;
+  while (end < lines.length && !/^\s*(# Subtest:|(not )?ok \d+ - )/.test(lines[end]!)) end++;
+  return lines.slice(start, end).join('\n');
 }
 
 function shellQuote(s: string): string {
