@@ -55,11 +55,17 @@ for (const version of selectedVersions()) {
     });
 
     for (const rt of RUNTIMES) {
-      test(`${short(rt)}: run --rm returns the exit status (0, 3, 137)`, async () => {
+      test(`${short(rt)}: run --rm returns the exit status (0, 3, 137)`, async (t) => {
         const ok = await cd.ctr(['run', '--rm', '--runtime', rt, IMG, uniqueId('ok'), 'sh', '-c', 'echo out; echo err >&2'], { allowFail: true });
         assert.equal(ok.code, 0, ok.stderr);
-        assert.equal(ok.stdout, 'out\n');
-        assert.equal(ok.stderr, 'err\n');
+        if (rt !== OURS && version !== '1.6' && (ok.stdout !== 'out\n' || ok.stderr !== 'err\n')) {
+          // The reference publishes the exit before the output is copied, and ctr >= 1.7 closes its FIFOs on the
+          // exit: under load its tail is lost (ours waits for the output to be read, README "Exits wait...").
+          t.diagnostic(`reference: output lost at the exit (stdout ${JSON.stringify(ok.stdout)}, stderr ${JSON.stringify(ok.stderr)})`);
+        } else {
+          assert.equal(ok.stdout, 'out\n');
+          assert.equal(ok.stderr, 'err\n');
+        }
         const three = await cd.ctr(['run', '--rm', '--runtime', rt, IMG, uniqueId('e3'), 'sh', '-c', 'exit 3'], { allowFail: true });
         assert.equal(three.code, 3);
         // PID 1 of a namespace ignores signals it has no handler for, even SIGKILL from inside:
