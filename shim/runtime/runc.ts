@@ -323,11 +323,29 @@ export class Runc {
     return Array.isArray(parsed) ? parsed.filter((p): p is number => typeof p === 'number') : [];
   }
 
+  /**
+   * `runc update --resources -`, the resources on stdin. stdin is a pipe, as the reference's (Go's os.Pipe):
+   * crun opens `/dev/stdin`, which fails with ENXIO on the socket pair Node's 'pipe' stdio would be.
+   */
   async update(id: string, resourcesJson: string): Promise<void> {
+    const data = Buffer.from(resourcesJson);
+    const stdinFd = specInPipe(data);
+    let open = stdinFd !== undefined;
+    const release = (): void => {
+      if (open) closeQuietly(stdinFd!);
+      open = false;
+    };
     try {
-      await this.run(['update', '--resources', '-', id], { input: resourcesJson });
+      if (stdinFd !== undefined) {
+        await this.run(['update', '--resources', '-', id], { io: { stdio: [stdinFd, 'pipe', 'pipe'], afterSpawn: release } });
+      } else {
+        // Larger than a pipe holds at once (never seen: resources are a few hundred bytes).
+        await this.run(['update', '--resources', '-', id], { input: data });
+      }
     } catch (err) {
       throw await runtimeError('OCI runtime update failed', err, this.cfg.logPath);
+    } finally {
+      release();
     }
   }
 

@@ -18,6 +18,11 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
 mkdir -p /dev/pts /dev/shm /dev/mqueue
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
 ln -sf pts/ptmx /dev/ptmx 2>/dev/null
+# What udev/systemd make and devtmpfs does not: crun reads `update --resources -` from /dev/stdin.
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mount -t mqueue mqueue /dev/mqueue
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null

@@ -98,7 +98,8 @@ async function typeUntil(c: PtyCtr, command: string, re: RegExp, want: string): 
     async () => {
       const from = c.text().length;
       c.write(`${command}\r`);
-      last = (await c.expect(re, `an answer to ${command}`, from))[1];
+      // A command typed while ctr was still setting up its terminal can be lost: typed again after 15 s.
+      last = (await c.expect(re, `an answer to ${command}`, from, 15_000).catch(() => undefined))?.[1];
       return last === want || undefined;
     },
     SLOW,
