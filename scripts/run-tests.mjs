@@ -81,7 +81,8 @@ for (const [run, what] of [
 ]) {
   if (!run) continue;
   const side = await run;
-  console.log(`\n== ${what}, exit ${side.status}, ${Math.round(side.ms / 1000)} s (main run: ${Math.round(mainMs / 1000)} s)`);
+  // A side run that ended while spawnSync held this process is seen ending with the main run.
+  console.log(`\n== ${what}, exit ${side.status}, done ${Math.round(side.ms / 1000)} s after the start (main run: ${Math.round(mainMs / 1000)} s)`);
   process.stdout.write(side.output);
   if (side.status !== 0) status = status || 1;
 }
