@@ -162,17 +162,10 @@ export class ServerConnection {
   }
 
   /**
-   * Serves a connection handed over by another process: its calls are re-run (`override` may give a call
-   * another handler, e.g. the one that reports the hand-over), then the unread bytes are handled, then the
-   * socket is read again. Call start() afterwards, as for an accepted connection.
+   * Serves a connection handed over by another process: its calls are re-run, then the unread bytes are
+   * handled, then the socket is read again. Call start() afterwards, as for an accepted connection.
    */
-  static adopt(
-    state: ConnectionHandoff,
-    resolve: Resolve,
-    log: TtrpcLogger,
-    maxMessage: number,
-    override?: (streamId: number) => RawHandler | undefined,
-  ): ServerConnection {
+  static adopt(state: ConnectionHandoff, resolve: Resolve, log: TtrpcLogger, maxMessage: number): ServerConnection {
     const socket = new Socket({ fd: state.fd, readable: true, writable: true });
     socket.pause();
     const conn = new ServerConnection(socket, resolve, log, maxMessage);
@@ -187,7 +180,7 @@ export class ServerConnection {
         continue;
       }
       if (call.deadline !== undefined) req.timeoutNano = BigInt(Math.max(1, call.deadline - Date.now())) * 1_000_000n;
-      const handler = override?.(call.streamId) ?? resolve(req.service, req.method);
+      const handler = resolve(req.service, req.method);
       if (typeof handler !== 'function') conn.sendStatus(call.streamId, handler);
       else conn.startCall(call.streamId, req, handler, Buffer.from(call.request, 'base64'));
     }

@@ -149,12 +149,12 @@ export class TtrpcServer extends EventEmitter {
 
   /**
    * Serves what another process handed over: listens on its socket and adopts each connection (their calls
-   * re-run, `override` may answer some of them differently), then handles what they had not read.
+   * re-run), then handles what they had not read.
    */
-  async adopt(state: ServerHandoff, override?: (connection: number, streamId: number) => RawHandler | undefined): Promise<void> {
+  async adopt(state: ServerHandoff): Promise<void> {
     await this.listen({ fd: state.listenerFd });
-    state.connections.forEach((h, i) => {
-      const conn = ServerConnection.adopt(h, (s, m) => this.resolve(s, m), this.log, this.maxMessage, override ? (id) => override(i, id) : undefined);
+    state.connections.forEach((h) => {
+      const conn = ServerConnection.adopt(h, (s, m) => this.resolve(s, m), this.log, this.maxMessage);
       this.track(conn);
       conn.start();
     });

@@ -143,7 +143,7 @@ export class Container {
   }
 
   /** In-place upgrade: this container as the next image rebuilds it (adopt). */
-  handoff(oomKills: number): ContainerHandoff | string {
+  handoff(): ContainerHandoff | string {
     const init = processHandoff(this.init);
     if (typeof init === 'string') return init;
     const execs = this.execs.handoff();
@@ -162,7 +162,6 @@ export class Container {
       initExitSeen: this.initExitSeen,
       init,
       execs,
-      oomKills,
     };
   }
 

@@ -367,7 +367,7 @@ export class TaskService {
     const out: ContainerHandoff[] = [];
     for (const c of this.containers.values()) {
       if (c.init.mutations.busy) return `container ${c.id} has an operation running`;
-      const h = c.handoff(-1);
+      const h = c.handoff();
       if (typeof h === 'string') return `container ${c.id}: ${h}`;
       out.push(h);
     }

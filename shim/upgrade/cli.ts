@@ -39,6 +39,12 @@ export async function runUpgrade(flags: ShimFlags, out: (line: string) => Promis
   }
   let failures = 0;
   let matched = 0;
+  const error = async (pid: number, err: unknown): Promise<void> => {
+    failures++;
+    const reason = err instanceof Error ? err.message : String(err);
+    await out(JSON.stringify({ pid, result: 'error', reason }));
+    process.stderr.write(`daemon ${pid}: error: ${reason}\n`);
+  };
   for (const d of await listDaemons()) {
     let client: TtrpcClient | undefined;
     let info: DescribeResponse | undefined;
@@ -51,10 +57,7 @@ export async function runUpgrade(flags: ShimFlags, out: (line: string) => Promis
       if (!processExists(d.pid) || !(await commandLineMatches(d.pid, flags))) continue;
       // A daemon that cannot say who it is (a build without the admin service answers Unimplemented).
       matched++;
-      failures++;
-      const reason = err instanceof Error ? err.message : String(err);
-      await out(JSON.stringify({ pid: d.pid, result: 'error', reason }));
-      process.stderr.write(`daemon ${d.pid}: error: ${reason}\n`);
+      await error(d.pid, err);
       continue;
     }
     try {
@@ -71,10 +74,7 @@ export async function runUpgrade(flags: ShimFlags, out: (line: string) => Promis
           `${report.from.version} (${report.from.build}) -> ${report.to.version} (${report.to.build})${pause}${report.reason ? `: ${report.reason}` : ''}\n`,
       );
     } catch (err) {
-      failures++;
-      const reason = err instanceof Error ? err.message : String(err);
-      await out(JSON.stringify({ pid: d.pid, result: 'error', reason }));
-      process.stderr.write(`daemon ${d.pid}: error: ${reason}\n`);
+      await error(d.pid, err);
     } finally {
       client.close();
     }

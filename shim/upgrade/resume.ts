@@ -3,7 +3,7 @@
  * read the state, rebuild the daemon around the same fds, serve. Until it serves, any failure rolls back to
  * the previous image (rollback.ts). Also `upgrade-check`, which the old image runs first.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { closeSync, readFileSync, rmSync } from 'node:fs';
 import { IN_SEA } from '../sea/self.js';
 import { BROKEN_RESUME_FOR_TESTS } from '../version.js';
 import { encodeJson, type CheckResponse, type UpgradeReport } from './messages.js';
@@ -48,7 +48,7 @@ export async function runResume(): Promise<void> {
   // The previous image's kept executable (single file) is not needed any more.
   for (const fd of state.rollback.fds) {
     try {
-      (await import('node:fs')).closeSync(fd);
+      closeSync(fd);
     } catch {
       /* already closed */
     }

@@ -49,8 +49,6 @@ export interface ContainerHandoff {
   readonly initExitSeen: boolean;
   readonly init: ProcessHandoff;
   readonly execs: readonly ExecHandoff[];
-  /** OOM kills counted in the cgroup when the watcher stopped (-1: unknown): kills during the switch are reported. */
-  readonly oomKills: number;
 }
 
 export interface BuildInfo {
@@ -75,8 +73,6 @@ export interface DaemonHandoff {
   readonly events: readonly SerializedEvent[];
   readonly heldExits: readonly { pid: number; status: number; signal?: number; at: number }[];
   readonly containers: readonly ContainerHandoff[];
-  /** The Upgrade call the next image answers: its connection (index in server.connections) and stream. */
-  readonly upgradeCall?: { readonly connection: number; readonly streamId: number };
   /** How to start the previous image again (rollback): argv[0] is executed. */
   readonly rollback: { readonly argv: readonly string[]; readonly fds: readonly number[] };
   /** Every fd above, close-on-exec cleared (a rollback clears them again). */

@@ -94,7 +94,13 @@ export async function upgradeInPlace(ctx: UpgradeContext, binary: string): Promi
   upgrading = true;
   const log = ctx.log.child({ upgrade_to: binary });
   try {
-    const check = await checkBuild(ctx, binary);
+    // A file that is not a build we can move to (or fails its check) changes nothing: refused, not an error.
+    let check: CheckResponse;
+    try {
+      check = await checkBuild(ctx, binary);
+    } catch (err) {
+      return refuse(err instanceof Error ? err.message : String(err));
+    }
     log.info({ from: thisBuild(), to: check.build }, 'upgrade: new build checked; pausing');
     const code = preserveOwnCode();
     if (typeof code === 'string') return refuse(code);

@@ -19,6 +19,7 @@ import { listTasks, selectedVersions, shimBinDir, startContainerd, waitTaskStatu
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, isAlive, makeTempDir, removeDir, repoRoot, sleep, waitFor } from '../harness/util.js';
 import { TtrpcClient } from '../../protocol/ttrpc/client.js';
+import type { ShimError } from '../../protocol/errdefs.js';
 import { listDaemons } from '../../shim/upgrade/registry.js';
 import { ADMIN_SERVICE, decodeJson, encodeJson, type DescribeResponse, type UpgradeReport } from '../../shim/upgrade/messages.js';
 
@@ -295,6 +296,40 @@ for (const version of selectedVersions()) {
       assert.equal(await tty.exited, 0);
       await removeAll(cd);
       for (const pid of before.keys()) await waitFor(async () => !(await isAlive(pid)) || undefined, 30_000, `daemon ${pid} exits`);
+    });
+
+    test('bad requests get clear errors, a build that is not a shim is refused, and the daemon serves on', TIMEOUT, async () => {
+      await run(cd, 'bad-in', ['sleep', '100000']);
+      const [pid, info] = [...(await daemonsOf(cd)).entries()].find(([, d]) => d.containers.includes('bad-in'))!;
+      const client = await TtrpcClient.connect(info.socket, { timeoutMs: 5000 });
+      try {
+        const code = async (payload: Uint8Array): Promise<number | undefined> =>
+          client.call(ADMIN_SERVICE, 'Upgrade', payload, { timeoutMs: 60_000 }).then(
+            () => undefined,
+            (err: ShimError) => err.grpcCode,
+          );
+        assert.equal(await code(Buffer.from('not json')), 3, 'InvalidArgument for a payload that is not JSON');
+        assert.equal(await code(encodeJson({})), 3, 'InvalidArgument without "binary"');
+        assert.equal(await code(encodeJson({ binary: 'relative/shim' })), 3, 'InvalidArgument for a relative path');
+        assert.equal(await code(encodeJson({ binary: '/nonexistent/shim' })), 3, 'InvalidArgument for a missing file');
+        assert.equal(await client.call(ADMIN_SERVICE, 'NoSuch', encodeJson({})).then(() => undefined, (e: ShimError) => e.grpcCode), 12, 'Unimplemented');
+        const refused = decodeJson<UpgradeReport>(await client.call(ADMIN_SERVICE, 'Upgrade', encodeJson({ binary: '/bin/true' }), { timeoutMs: 60_000 }));
+        assert.equal(refused.result, 'refused');
+        assert.match(refused.reason ?? '', /upgrade-check did not answer/);
+      } finally {
+        client.close();
+      }
+      assert.ok((await daemonsOf(cd)).has(pid), 'same daemon');
+      const ex = await cd.ctr(['task', 'exec', '--exec-id', 'x1', 'bad-in', 'sh', '-c', 'echo still-$((40+2))']);
+      assert.equal(ex.stdout.trim(), 'still-42');
+      // The actions an operator may type by mistake.
+      const resume = await exec(join(repoRoot(), 'dist', 'containerd-shim-ts-v2'), ['resume'], { allowFail: true });
+      assert.notEqual(resume.code, 0);
+      assert.match(resume.stderr, /CONTAINERD_SHIM_TS_RESUME is not set/);
+      const direct = await exec(process.execPath, [join(repoRoot(), 'dist', 'containerd-shim-ts-v2.cjs'), 'upgrade'], { allowFail: true });
+      assert.equal(direct.code, 2);
+      assert.match(direct.stderr, /run it through the installed containerd-shim-ts-v2/);
+      await removeAll(cd);
     });
 
     test('a build that fails at resume rolls back: same daemons, old build, everything works', TIMEOUT, async () => {
