@@ -134,8 +134,13 @@ wait_spare() {
 # After a start: make sure a spare waits for the next one. Started from here, not by a daemon, so that it is
 # nobody's child once we exit (as any daemon a start leaves behind); at nice 19, so that Node's start-up does
 # not compete with the container being created. One at a time: <build>.booting holds the booting spare's pid.
+# Not by default under CONTAINERD_SHIM_TS_GROUP (shim/spare/spare-files.ts keepsSpare says why); =1 keeps one.
 spawn_spare() {
-  [ "${CONTAINERD_SHIM_TS_SPARE:-1}" != 0 ] || return 0
+  if [ -n "${CONTAINERD_SHIM_TS_SPARE:-}" ]; then
+    [ "$CONTAINERD_SHIM_TS_SPARE" != 0 ] || return 0
+  else
+    [ -z "${CONTAINERD_SHIM_TS_GROUP:-}" ] || return 0
+  fi
   for fifo in /run/containerd/s/ts-spare-@BUILD@-*; do
     p=${fifo##*-}
     case $p in '' | *[!0-9]*) continue ;; esac

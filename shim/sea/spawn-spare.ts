@@ -9,14 +9,14 @@ import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:f
 import { setPriority } from 'node:os';
 import { liveSpareFifos } from './spare-fifos.js';
 import { processExists as isAlive } from '../../reaper/children.js';
-import { sparesEnabled, spareBootingPath } from '../spare/spare-files.js';
+import { keepsSpare, spareBootingPath } from '../spare/spare-files.js';
 import { DAEMON_NODE_OPTIONS, selfCommand } from './self.js';
 
 /** Room in argv for the title a spare takes once it serves a container (process.title cannot grow argv). */
 const TITLE_ROOM = ' '.repeat(200);
 
 export function spawnSpare(): void {
-  if (!sparesEnabled(process.env)) return;
+  if (!keepsSpare(process.env)) return;
   if (liveSpareFifos().length > 0) return;
   const booting = spareBootingPath();
   try {

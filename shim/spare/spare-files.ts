@@ -7,6 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { TS_GROUP_ENV } from '../platform/bundle.js';
 import { SHIM_SOCKET_DIR } from '../platform/socket-address.js';
 import { SHIM_BUILD_ID } from '../version.js';
 import { processExists as isAlive } from '../../reaper/children.js';
@@ -16,6 +17,18 @@ export const SPARE_ENV = 'CONTAINERD_SHIM_TS_SPARE';
 
 export function sparesEnabled(env: NodeJS.ProcessEnv): boolean {
   return env[SPARE_ENV] !== '0';
+}
+
+/**
+ * Whether a start keeps a spare waiting for the next one. Not by default under CONTAINERD_SHIM_TS_GROUP: every
+ * container of a namespace then joins one daemon, a new daemon is needed once per namespace and key, and an
+ * idle spare would cost as much memory as that daemon (about 10 MiB anonymous) to save 40-60 ms once.
+ * CONTAINERD_SHIM_TS_SPARE=1 keeps one anyway. (scripts/shim-wrapper.sh's spawn_spare decides the same.)
+ */
+export function keepsSpare(env: NodeJS.ProcessEnv): boolean {
+  const set = env[SPARE_ENV];
+  if (set !== undefined && set !== '') return set !== '0';
+  return !env[TS_GROUP_ENV];
 }
 
 const PREFIX = `ts-spare-${SHIM_BUILD_ID}-`;

@@ -271,6 +271,41 @@ describe('start through a warm spare daemon', () => {
     await shutdown(id, d.pid);
   });
 
+  test('CONTAINERD_SHIM_TS_GROUP: a start keeps no spare (one daemon per namespace), unless CONTAINERD_SHIM_TS_SPARE=1', TIMEOUT, async () => {
+    const build = await buildId();
+    const key = uniqueId('grp');
+    // Two starts in a socket dir of their own, so that no other test's spare is seen: the wrapper makes its
+    // spare (the .booting mark, then the FIFO) before the start exits, so what is there right after is all.
+    const ids = [uniqueId('gns'), uniqueId('gsp')];
+    const bundles = [await bundle(ids[0]!), await bundle(ids[1]!)];
+    const spares = `ls -a ${SHIM_SOCKET_DIR} | grep -c '^ts-spare-${build}'`;
+    const start = (i: number, spare: string) =>
+      `(cd '${bundles[i]}' && printf '' | CONTAINERD_SHIM_TS_GROUP=${key}-${i} ${spare} '${SHIM_BIN}' ${startArgs(ids[i]!).join(' ')})`;
+    const script = [
+      `exec 9<>'${join(bundles[0]!, 'log')}' 8<>'${join(bundles[1]!, 'log')}'`,
+      `echo "mntns=$(readlink /proc/self/ns/mnt)"`,
+      `echo "addr0=$( ${start(0, '')})"`,
+      `echo "spares0=$(${spares})"`,
+      `echo "addr1=$( ${start(1, 'CONTAINERD_SHIM_TS_SPARE=1')})"`,
+      `echo "spares1=$(${spares})"`,
+    ].join('\n');
+    const r = await inPrivateSocketDir(script, env());
+    const field = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.out)?.[1] ?? '';
+    try {
+      assert.equal(r.code, 0, r.out);
+      assert.match(field('addr0'), /^unix:\/\//, r.out);
+      assert.match(field('addr1'), /^unix:\/\//, r.out);
+      assert.equal(field('spares0'), '0', `no spare under CONTAINERD_SHIM_TS_GROUP: ${r.out}`);
+      assert.ok(Number(field('spares1')) >= 1, `CONTAINERD_SHIM_TS_SPARE=1 keeps one: ${r.out}`);
+    } finally {
+      // Both daemons and the spare live in the script's mount namespace (their sockets are in its private dir).
+      const mntNs = field('mntns');
+      for (const p of await listProcesses()) {
+        if (mntNs && (await readlink(`/proc/${p.pid}/ns/mnt`).catch(() => '')) === mntNs) process.kill(p.pid, 'SIGTERM');
+      }
+    }
+  });
+
   test('a spare that is gone, or takes the start and says nothing, costs a fallback to Node, not the start', TIMEOUT, async () => {
     const build = await buildId();
     const id = uniqueId('fake');
