@@ -149,6 +149,15 @@ export function specInPipe(data: Buffer): number | undefined {
   return undefined;
 }
 
+/**
+ * Runtime commands that get PR_SET_PDEATHSIG=SIGKILL (through setpriv, 2-3 ms a call): those that start
+ * processes in the container. Should the daemon die while one runs, it must not finish: a `create` finishing
+ * after containerd's clean-up (`delete`: runc delete --force) would leave a created container nobody
+ * manages. The others (start, kill, delete, pause, resume, update, ps, checkpoint) are harmless to finish,
+ * and containerd's clean-up after a dead daemon deletes the container either way; they run directly.
+ */
+const DIE_WITH_DAEMON = new Set(['create', 'restore', 'exec', 'run']);
+
 /** How often Pause runs `runc pause` when runc could not freeze the cgroup in time. */
 export const PAUSE_ATTEMPTS = 3;
 
@@ -170,6 +179,7 @@ export class Runc {
     const spawnOpts: SpawnOptions = {
       stdio,
       env: runtimeEnv(process.env),
+      parentDeathSignal: DIE_WITH_DAEMON.has(args[0] ?? ''),
       ...(opts.input !== undefined ? { input: opts.input } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.cwd ? { cwd: opts.cwd } : {}),

@@ -1,6 +1,7 @@
 /**
  * Pause against a scripted runtime: runc's "unable to freeze" (cgroup v1 freezer still FREEZING when runc
- * gives up, after it has thawed the cgroup) is retried up to PAUSE_ATTEMPTS times; other errors are not.
+ * gives up, after it has thawed the cgroup) is retried up to PAUSE_ATTEMPTS times; other errors are not. And which
+ * commands get the parent-death signal.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -58,4 +59,30 @@ test('other pause errors are not retried', async () => {
   const { runc, calls } = await scriptedRuntime('other', 100, 'container not running');
   await assert.rejects(runc.pause('c1'), /OCI runtime pause failed: container not running/);
   assert.equal((await calls()).length, 1);
+});
+
+test('only the commands that start container processes die with the daemon (parent-death signal)', async () => {
+  // A runtime that records each call's PR_GET_PDEATHSIG (9: SIGKILL, 0: none).
+  const calls = join(dir, 'pdeath.calls');
+  const bin = join(dir, 'pdeath');
+  await writeFile(
+    bin,
+    `#!/usr/bin/python3
+import ctypes, sys
+sig = ctypes.c_int(0)
+ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)
+args = sys.argv[1:]
+sub = next(a for a in args if a in ('create', 'start', 'exec', 'kill', 'delete'))
+open('${calls}', 'a').write(sub + ' ' + str(sig.value) + '\\n')
+`,
+  );
+  await chmod(bin, 0o755);
+  const runc = new Runc({ binary: bin, root: join(dir, 'root'), logPath: join(dir, 'pdeath.log.json'), systemdCgroup: false }, reaper, pino({ level: 'silent' }));
+  await runc.create('c1', { bundle: dir, pidFile: join(dir, 'c1.pid') }, { stdio: ['ignore', 'pipe', 'pipe'] });
+  await runc.start('c1');
+  await runc.exec('c1', { args: ['true'] }, join(dir, 'e1.pid'), undefined, { stdio: ['ignore', 'pipe', 'pipe'] });
+  await runc.kill('c1', 9, false);
+  await runc.delete('c1', true);
+  const seen = Object.fromEntries((await readFile(calls, 'utf8')).trim().split('\n').map((l) => l.split(' ')));
+  assert.deepEqual(seen, { create: '9', start: '0', exec: '9', kill: '0', delete: '0' });
 });
