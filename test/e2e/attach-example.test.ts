@@ -13,7 +13,6 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawn as ptySpawn, type IPty } from 'node-pty';
 import {
   RUNTIMES,
   listTasks,
@@ -25,6 +24,7 @@ import {
   type Runtime,
 } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
+import { PtyTerminal } from '../harness/pty-terminal.js';
 import { repoRoot, uniqueId, waitFor } from '../harness/util.js';
 import * as sys from '../../io/sys.js';
 
@@ -38,75 +38,20 @@ const short = (rt: Runtime) => (rt === 'io.containerd.ts.v2' ? 'ts' : 'runc');
 const COMMAND_LOOP = 'echo READY-$((6*7)); while read c; do eval "$c"; done';
 const CTRL_P_CTRL_Q = '\x10\x11';
 
-/** The promise's value, or undefined after `ms` (the timer is cleared: a pending one would hold the test process). */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, ms, undefined)));
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A program on a fresh pseudo-terminal of its own, as a user's terminal would run it. */
-class PtyProcess {
-  readonly pty: IPty;
-  readonly exited: Promise<{ exitCode: number; signal?: number }>;
-  #out = '';
-  #done = false;
-
-  constructor(file: string, args: string[], cols: number, rows: number) {
-    this.pty = ptySpawn(file, args, { name: 'xterm', cols, rows, cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TERM: 'xterm' } });
-    this.pty.onData((d) => (this.#out += d));
-    this.exited = new Promise((resolve) =>
-      this.pty.onExit((e) => {
-        this.#done = true;
-        resolve(e);
-      }),
-    );
-  }
-
-  /** Everything received, line ends as \n (the container's tty and our own pty each add a \r). */
-  text(): string {
-    return this.#out.replace(/\r+\n/g, '\n');
-  }
-
-  write(s: string): void {
-    this.pty.write(s);
-  }
-
-  async expect(re: RegExp, what: string, from = 0, timeoutMs = 20_000): Promise<RegExpMatchArray> {
-    return waitFor(() => this.text().slice(from).match(re) ?? undefined, timeoutMs, what).catch((err: Error) => {
-      throw new Error(`${err.message}; output so far: ${JSON.stringify(this.text().slice(-400))}`);
-    });
-  }
-
-  async exitCode(timeoutMs = 30_000): Promise<number | undefined> {
-    return (await within(this.exited, timeoutMs))?.exitCode;
-  }
-
-  async kill(): Promise<void> {
-    if (this.#done) return;
-    this.pty.kill('SIGKILL');
-    await within(this.exited, 5000);
-  }
-}
-
 /**
  * The example in a shell that, once the example has exited, prints its exit status and the local terminal's
  * icanon/echo flags (raw mode clears both), then waits for a line before it exits itself: a program that exits
  * right after writing can lose the tail of its output between the pty and node-pty (README, known problems).
  */
-function startAttach(cd: Containerd, id: string, extra: string[], cols: number, rows: number): PtyProcess {
+function startAttach(cd: Containerd, id: string, extra: string[], cols: number, rows: number): PtyTerminal {
   const flags = 'stty -a | tr " ;" "\\n\\n" | grep -x -e "-\\?icanon" -e "-\\?echo" | tr "\\n" " "';
   // `trap : INT`: a ctrl-c on this terminal is for the example (the example gets default dispositions back).
   const script = `trap : INT; "$0" "$@"; code=$?; echo; echo "AFTER:status=$code $(${flags})."; read line; exit $code`;
-  return new PtyProcess('/bin/sh', ['-c', script, process.execPath, ATTACH, '--address', cd.address, '--namespace', cd.namespace, ...extra, id], cols, rows);
+  return new PtyTerminal('/bin/sh', ['-c', script, process.execPath, ATTACH, '--address', cd.address, '--namespace', cd.namespace, ...extra, id], cols, rows);
 }
 
 /** Waits for the example to exit with `status` and checks that the local terminal is back in cooked mode with echo. */
-async function assertExit(p: PtyProcess, status: number, what: string): Promise<void> {
+async function assertExit(p: PtyTerminal, status: number, what: string): Promise<void> {
   const [, after] = await p.expect(/AFTER:([^\n]*)\.\n/, `${what}: the example to exit`, 0, 30_000);
   assert.equal(after?.trim(), `status=${status} icanon echo`, `${what}: exit status and terminal modes; output: ${JSON.stringify(p.text().slice(-300))}`);
   p.write('\n');
@@ -115,7 +60,7 @@ async function assertExit(p: PtyProcess, status: number, what: string): Promise<
 
 /** `ctr run -d -t` and `ctr task exec -d -t` need a client terminal too, for the moment they run. */
 async function ctrOnPty(cd: Containerd, args: string[]): Promise<void> {
-  const p = new PtyProcess(cd.binaries.ctr, ['--address', cd.address, '--namespace', cd.namespace, ...args], 80, 24);
+  const p = new PtyTerminal(cd.binaries.ctr, ['--address', cd.address, '--namespace', cd.namespace, ...args], 80, 24);
   try {
     assert.equal(await p.exitCode(60_000), 0, `ctr ${args.join(' ')}: ${p.text()}`);
   } finally {
@@ -199,7 +144,7 @@ for (const version of selectedVersions()) {
     for (const rt of RUNTIMES) {
       test(`${short(rt)}: attach to a tty container: type, resize, detach, output kept while detached, re-attach, exit status`, async () => {
         const id = uniqueId('att');
-        const sessions: PtyProcess[] = [];
+        const sessions: PtyTerminal[] = [];
         try {
           await ctrOnPty(cd, ['run', '-d', '-t', '--runtime', rt, IMG, id, 'sh', '-c', COMMAND_LOOP]);
           await waitTaskStatus(cd, id, 'RUNNING');
@@ -248,7 +193,7 @@ for (const version of selectedVersions()) {
 
       test(`${short(rt)}: a container without a tty: stdout and stderr, no raw mode, ctrl-c leaves, the exit status`, async () => {
         const id = uniqueId('atn');
-        const sessions: PtyProcess[] = [];
+        const sessions: PtyTerminal[] = [];
         try {
           await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sh', '-c', 'while read c; do eval "$c"; done']);
           await waitTaskStatus(cd, id, 'RUNNING');
@@ -277,7 +222,7 @@ for (const version of selectedVersions()) {
 
       test(`${short(rt)}: --exec-id attaches to an exec's tty; custom detach keys; the exec's exit status`, async () => {
         const id = uniqueId('atx');
-        const sessions: PtyProcess[] = [];
+        const sessions: PtyTerminal[] = [];
         const loop = COMMAND_LOOP.replace('READY-', 'EXEC-READY-');
         try {
           await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);

@@ -8,7 +8,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawn as ptySpawn, type IPty } from 'node-pty';
 import {
   RUNTIMES,
   listTasks,
@@ -20,6 +19,7 @@ import {
   type Runtime,
 } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
+import { ptyCtr, type PtyTerminal } from '../harness/pty-terminal.js';
 import { exec, repoRoot, sleep, uniqueId, waitFor } from '../harness/util.js';
 import * as sys from '../../io/sys.js';
 
@@ -74,7 +74,7 @@ async function waitForLoopSize(cd: Containerd, id: string, want: string): Promis
 }
 
 /** When a terminal gives no answer: the containerd/shim log tail (SHIM_TEST_DEBUG=1) and tty-diag.py (SHIM_TEST_TTY_DIAG=1). */
-async function postMortem(cd: Containerd, id: string, c?: PtyCtr): Promise<void> {
+async function postMortem(cd: Containerd, id: string, c?: PtyTerminal): Promise<void> {
   if (process.env.SHIM_TEST_DEBUG) console.log(await cd.logTail(120));
   if (process.env.SHIM_TEST_TTY_DIAG === '1') {
     const script = join(repoRoot(), 'test', 'fixtures', 'tty-diag.py');
@@ -82,57 +82,6 @@ async function postMortem(cd: Containerd, id: string, c?: PtyCtr): Promise<void>
     console.log(await exec('python3', [script, id], { allowFail: true, env }).then((r) => r.stdout + r.stderr, String));
     await sleep(2000);
     if (c) console.log(`output after the poke: ${JSON.stringify(c.text().slice(-300))}`);
-  }
-}
-
-/** ctr on a fresh pseudo-terminal: the client terminal a user would have. */
-class PtyCtr {
-  readonly pty: IPty;
-  #out = '';
-  readonly exited: Promise<{ exitCode: number; signal?: number }>;
-  #done = false;
-
-  constructor(cd: Containerd, args: string[], cols = 100, rows = 40) {
-    this.pty = ptySpawn(cd.binaries.ctr, ['--address', cd.address, '--namespace', cd.namespace, ...args], {
-      name: 'xterm',
-      cols,
-      rows,
-      cwd: '/',
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TERM: 'xterm' },
-    });
-    this.pty.onData((d) => {
-      this.#out += d;
-    });
-    this.exited = new Promise((resolve) =>
-      this.pty.onExit((e) => {
-        this.#done = true;
-        resolve(e);
-      }),
-    );
-  }
-
-  /** Everything received, line ends as \n (the container's tty and ctr's own terminal both add a \r). */
-  text(): string {
-    return this.#out.replace(/\r+\n/g, '\n');
-  }
-
-  raw(): string {
-    return this.#out;
-  }
-
-  write(s: string): void {
-    this.pty.write(s);
-  }
-
-  /** Waits until the output (from `from` on) matches. */
-  async expect(re: RegExp, what: string, from = 0, timeoutMs = 20_000): Promise<RegExpMatchArray> {
-    return waitFor(() => this.text().slice(from).match(re) ?? undefined, timeoutMs, `${what}; output so far: ${JSON.stringify(this.text().slice(-300))}`);
-  }
-
-  async kill(): Promise<void> {
-    if (this.#done) return;
-    this.pty.kill('SIGKILL');
-    await Promise.race([this.exited, sleep(5000)]);
   }
 }
 
@@ -148,7 +97,7 @@ const stripCtrLog = (text: string): string => text.replace(/(\x1b\[\d+m)?(error|
  */
 async function ttyTail(cd: Containerd, rt: Runtime): Promise<string> {
   const id = uniqueId('ttyseq');
-  const c = new PtyCtr(cd, ['run', '-t', '--rm', '--runtime', rt, IMG, id, 'sh', '-c', 'seq 1 20000; printf last-line-no-newline']);
+  const c = ptyCtr(cd, ['run', '-t', '--rm', '--runtime', rt, IMG, id, 'sh', '-c', 'seq 1 20000; printf last-line-no-newline']);
   try {
     const e = await Promise.race([c.exited, sleep(60_000).then(() => undefined)]);
     assert.equal(e?.exitCode, 0, c.text().slice(-300));
@@ -178,7 +127,7 @@ for (const version of selectedVersions()) {
     for (const rt of RUNTIMES) {
       test(`${short(rt)}: ctr run -t sees a tty of the client's size; a client resize shows in stty size`, async () => {
         const id = uniqueId('tty');
-        const c = new PtyCtr(cd, ['run', '-t', '--rm', '--runtime', rt, IMG, id, 'sh', '-c', COMMAND_LOOP], 100, 40);
+        const c = ptyCtr(cd, ['run', '-t', '--rm', '--runtime', rt, IMG, id, 'sh', '-c', COMMAND_LOOP], 100, 40);
         try {
           await c.expect(READY, 'shell ready');
           await waitForLoopSize(cd, id, '40 100');
@@ -218,7 +167,7 @@ for (const version of selectedVersions()) {
         const id = uniqueId('etty');
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         await waitTaskStatus(cd, id, 'RUNNING');
-        const c = new PtyCtr(cd, ['task', 'exec', '-t', '--exec-id', 'sh1', id, 'sh', '-c', COMMAND_LOOP], 90, 30);
+        const c = ptyCtr(cd, ['task', 'exec', '-t', '--exec-id', 'sh1', id, 'sh', '-c', COMMAND_LOOP], 90, 30);
         try {
           await c.expect(READY, 'exec shell ready');
           await waitForLoopSize(cd, id, '30 90');
@@ -239,7 +188,7 @@ for (const version of selectedVersions()) {
           // The container is untouched by the exec's end.
           assert.equal((await listTasks(cd)).find((t) => t.id === id)?.status, 'RUNNING');
           // A tty exec of a short command returns its whole output.
-          const d = new PtyCtr(cd, ['task', 'exec', '-t', '--exec-id', 'seq', id, 'seq', '1', '3000']);
+          const d = ptyCtr(cd, ['task', 'exec', '-t', '--exec-id', 'seq', id, 'seq', '1', '3000']);
           try {
             const de = await Promise.race([d.exited, sleep(30_000).then(() => undefined)]);
             assert.equal(de?.exitCode, 0);
@@ -267,13 +216,13 @@ for (const version of selectedVersions()) {
       test(`${short(rt)}: tty container: attach, detach, re-attach; the counter keeps going`, async () => {
         const id = uniqueId('tatt');
         const counter = 'i=0; while true; do i=$((i+1)); echo n$i; sleep 0.05; done';
-        const starter = new PtyCtr(cd, ['run', '-d', '-t', '--runtime', rt, IMG, id, 'sh', '-c', counter]); // -t needs a client terminal
+        const starter = ptyCtr(cd, ['run', '-d', '-t', '--runtime', rt, IMG, id, 'sh', '-c', counter]); // -t needs a client terminal
         try {
           const started = await Promise.race([starter.exited, sleep(60_000).then(() => undefined)]);
           assert.equal(started?.exitCode, 0, starter.text());
           await waitTaskStatus(cd, id, 'RUNNING');
           const lastOf = (t: string) => Math.max(0, ...[...t.matchAll(/n(\d+)\n/g)].map((m) => Number(m[1])));
-          const first = new PtyCtr(cd, ['task', 'attach', id]);
+          const first = ptyCtr(cd, ['task', 'attach', id]);
           try {
             await waitFor(() => lastOf(first.text()) >= 10, 20_000, `first attach sees the counter: ${JSON.stringify(first.text().slice(-100))}`);
           } finally {
@@ -282,7 +231,7 @@ for (const version of selectedVersions()) {
           const last1 = lastOf(first.text());
           await sleep(500);
           assert.equal((await listTasks(cd)).find((t) => t.id === id)?.status, 'RUNNING');
-          const second = new PtyCtr(cd, ['task', 'attach', id]);
+          const second = ptyCtr(cd, ['task', 'attach', id]);
           try {
             await waitFor(() => lastOf(second.text()) > last1 + 10, 20_000, `re-attach sees the counter continue past ${last1}: ${JSON.stringify(second.text().slice(-100))}`);
           } finally {

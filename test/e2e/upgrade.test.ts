@@ -14,9 +14,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawn as ptySpawn, type IPty } from 'node-pty';
 import { listTasks, selectedVersions, shimBinDir, startContainerd, waitTaskStatus, type Containerd } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
+import { ptyCtr } from '../harness/pty-terminal.js';
 import { exec, isAlive, makeTempDir, removeDir, repoRoot, sleep, waitFor } from '../harness/util.js';
 import { TtrpcClient } from '../../protocol/ttrpc/client.js';
 import type { ShimError } from '../../protocol/errdefs.js';
@@ -74,33 +74,6 @@ async function runUpgrade(cd: Containerd, wrapper: string): Promise<UpgradeRepor
   return reports;
 }
 
-/** ctr on a pseudo-terminal, as a user's terminal. */
-class PtyCtr {
-  readonly pty: IPty;
-  #out = '';
-  readonly exited: Promise<number>;
-
-  constructor(cd: Containerd, args: string[]) {
-    this.pty = ptySpawn(cd.binaries.ctr, ['--address', cd.address, '--namespace', cd.namespace, ...args], {
-      name: 'xterm',
-      cols: 100,
-      rows: 40,
-      cwd: '/',
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TERM: 'xterm' },
-    });
-    this.pty.onData((d) => (this.#out += d));
-    this.exited = new Promise((resolve) => this.pty.onExit((e) => resolve(e.exitCode)));
-  }
-
-  text(): string {
-    return this.#out.replace(/\r+\n/g, '\n');
-  }
-
-  async expect(re: RegExp, what: string, timeoutMs = 30_000): Promise<void> {
-    await waitFor(() => re.test(this.text()) || undefined, timeoutMs, `${what}; output so far: ${JSON.stringify(this.text().slice(-300))}`);
-  }
-}
-
 /** Events seen by `ctr events` while it runs. */
 function watchEvents(cd: Containerd): { child: ChildProcess; lines: () => string[] } {
   const child = spawn(cd.binaries.ctr, ['--address', cd.address, 'events'], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -152,7 +125,7 @@ for (const version of selectedVersions()) {
 
     test('containers in every state move to the new build; nothing is lost; all works after', TIMEOUT, async (t) => {
       assert.ok(builds);
-      const tty = new PtyCtr(cd, ['run', '-t', '--runtime', RT, IMG, 'tty', 'sh', '-c', COMMAND_LOOP]);
+      const tty = ptyCtr(cd, ['run', '-t', '--runtime', RT, IMG, 'tty', 'sh', '-c', COMMAND_LOOP]);
       await tty.expect(/READY-42\n/, 'tty container ready');
       await run(cd, 'stream', ['sleep', '100000']);
       await run(cd, 'paused', ['sleep', '100000']);
@@ -260,7 +233,7 @@ for (const version of selectedVersions()) {
       assert.equal(ex.stdout.trim(), 'exec-42');
       assert.deepEqual(await disconnects(cd, logFrom), [], 'containerd lost no shim');
       tty.pty.write('exit 3\r');
-      assert.equal(await tty.exited, 3, 'tty container exit status');
+      assert.equal((await tty.exited).exitCode, 3, 'tty container exit status');
       const del = await cd.ctr(['task', 'delete', 'exited'], { allowFail: true });
       assert.equal(del.code, 0, del.stderr);
       await cd.ctr(['task', 'kill', '-s', 'SIGKILL', 'stream']);
@@ -274,7 +247,7 @@ for (const version of selectedVersions()) {
       const sea = join(repoRoot(), 'dist', 'sea', 'containerd-shim-ts-v2');
       const script = join(repoRoot(), 'dist', 'containerd-shim-ts-v2');
       if (!existsSync(sea)) return t.skip('no single executable: run `npm run package` (npm test does)');
-      const tty = new PtyCtr(cd, ['run', '-t', '--runtime', RT, IMG, 'sea-tty', 'sh', '-c', COMMAND_LOOP]);
+      const tty = ptyCtr(cd, ['run', '-t', '--runtime', RT, IMG, 'sea-tty', 'sh', '-c', COMMAND_LOOP]);
       await tty.expect(/READY-42\n/, 'tty container ready');
       await run(cd, 'sea-run', ['sleep', '100000']);
       const before = await daemonsOf(cd);
@@ -293,7 +266,7 @@ for (const version of selectedVersions()) {
       }
       assert.deepEqual(await disconnects(cd, logFrom), [], 'containerd lost no shim');
       tty.pty.write('exit 0\r');
-      assert.equal(await tty.exited, 0);
+      assert.equal((await tty.exited).exitCode, 0);
       await removeAll(cd);
       for (const pid of before.keys()) await waitFor(async () => !(await isAlive(pid)) || undefined, 30_000, `daemon ${pid} exits`);
     });
@@ -334,7 +307,7 @@ for (const version of selectedVersions()) {
 
     test('a build that fails at resume rolls back: same daemons, old build, everything works', TIMEOUT, async () => {
       assert.ok(builds);
-      const tty = new PtyCtr(cd, ['run', '-t', '--runtime', RT, IMG, 'rb-tty', 'sh', '-c', COMMAND_LOOP]);
+      const tty = ptyCtr(cd, ['run', '-t', '--runtime', RT, IMG, 'rb-tty', 'sh', '-c', COMMAND_LOOP]);
       await tty.expect(/READY-42\n/, 'tty container ready');
       await run(cd, 'rb-run', ['sleep', '100000']);
       const before = await daemonsOf(cd);
@@ -353,7 +326,7 @@ for (const version of selectedVersions()) {
       assert.equal(ex.stdout.trim(), 'exec-42');
       assert.deepEqual(await disconnects(cd, logFrom), [], 'containerd lost no shim');
       tty.pty.write('exit 4\r');
-      assert.equal(await tty.exited, 4);
+      assert.equal((await tty.exited).exitCode, 4);
       await removeAll(cd);
       for (const pid of before.keys()) await waitFor(async () => !(await isAlive(pid)) || undefined, 30_000, `daemon ${pid} exits`);
     });
