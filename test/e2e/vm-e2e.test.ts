@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { availableVersions } from '../harness/containerd.js';
-import { runInVm, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from '../harness/vm.js';
+import { guestNodeTest, reportVmRun, runInVm, stallReport, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from '../harness/vm.js';
 
 const skip = vmTestSkip();
 const VERSIONS: string[] = availableVersions().filter((v) => v === '1.6' || v === '2.1');
@@ -47,7 +47,7 @@ describe(`test VM: e2e files on cgroup v2 (${FILES.map((f) => f.name).join(', ')
     const precheck = vmPrecheck();
     if (precheck !== undefined) throw new Error(`SHIM_TEST_VM=require but the VM cannot run here: ${precheck}`);
     const script = FILES.map(
-      (f) => `echo "@@file ${f.name}"; SHIM_TEST_CONTAINERD=${f.versions.join(',')} node --test --test-reporter=tap build/test/e2e/${f.name}.test.js 2>&1; echo "@@status ${f.name} $?"`,
+      (f) => `echo "@@file ${f.name}"; SHIM_TEST_CONTAINERD=${f.versions.join(',')} ${guestNodeTest(`build/test/e2e/${f.name}.test.js`)} 2>&1; echo "@@status ${f.name} $?"`,
     ).join('\n');
     try {
       // The checkout is read-only inside: image tarballs are built under the guest's /tmp.
@@ -56,7 +56,7 @@ describe(`test VM: e2e files on cgroup v2 (${FILES.map((f) => f.name).join(', ')
         env: { SHIM_TEST_IMAGE_CACHE: '/tmp/images', SHIM_TEST_CONTAINERD: VERSIONS.join(',') },
       });
       runs = parseRuns(result.stdout);
-      console.log(`# vm: boot ${result.bootMs} ms, boot + ${FILES.length} file(s) + power-off ${result.totalMs} ms (${result.accel})`);
+      reportVmRun(result, `${FILES.length} file(s)`);
     } catch (err) {
       if (err instanceof VmUnavailableError && !vmRequired()) unavailable = err.message;
       else throw err;
@@ -73,7 +73,7 @@ describe(`test VM: e2e files on cgroup v2 (${FILES.map((f) => f.name).join(', ')
       const failed = run.tap.split('\n').filter((l) => /^\s*not ok /.test(l));
       t.diagnostic(`${file} in the VM: pass ${count('pass')}, fail ${count('fail')}, skipped ${count('skipped')}`);
       assert.deepEqual(failed, [], `failed in the VM:\n${run.tap.slice(-6000)}`);
-      assert.equal(run.status, 0, run.tap.slice(-6000));
+      assert.equal(run.status, 0, `${run.tap.slice(-6000)}\n${stallReport(result.console)}`);
       assert.equal(count('fail'), 0);
       assert.ok(count('pass') > 0, `nothing passed: ${run.tap.slice(-3000)}`);
     });
