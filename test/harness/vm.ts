@@ -28,9 +28,10 @@ export interface VmRunOptions {
   /** At most 2 on the shared test machines. */
   cpus?: number;
   /**
-   * The guest prints a heartbeat every 30 s (test/vm/guest-watchdog.sh): no console output at all for this long
-   * (default 5 min, SHIM_VM_SILENCE_S) means the guest or qemu is frozen; qemu is killed and the run tried once
-   * more (reported loudly), as infrastructure trouble, not a test result.
+   * The guest prints a heartbeat every 30 s (test/vm/guest-watchdog.sh): no console output for this long (default
+   * 5 min, SHIM_VM_SILENCE_S; once the command runs, no line from the guest's userspace: kernel soft-lockup
+   * reports do not count) means the guest or qemu is frozen; qemu is killed and the run tried once more
+   * (reported loudly), as infrastructure trouble, not a test result.
    */
   silenceMs?: number;
   /**
@@ -289,6 +290,7 @@ function bootAndRun(argv: string[], bounds: Bounds): Promise<BootRun> {
     let bootMs: number | undefined;
     let stopped: BootRun['stopped'];
     let lastOutputAt = 0;
+    let lastUserOutputAt = 0;
     let lastProgressAt = 0;
     let currentCase: string | undefined;
     let pending = '';
@@ -305,10 +307,13 @@ function bootAndRun(argv: string[], bounds: Bounds): Promise<BootRun> {
       const now = Date.now();
       if (bootMs === undefined && now - started > bounds.bootMs) kill('boot');
       else if (bootMs !== undefined && now - started - bootMs > bounds.runMs) kill('run');
-      else if (now - lastOutputAt > bounds.silenceMs) kill('silence');
+      else if (now - (bootMs === undefined ? lastOutputAt : lastUserOutputAt) > bounds.silenceMs) kill('silence');
       else if (bootMs !== undefined && now - lastProgressAt > bounds.stallMs) kill('stall');
     }, 1000);
     const onLine = (line: string) => {
+      // Once the command runs, only the guest's userspace counts as a sign of life (the watchdog's heartbeat,
+      // the reporter's cases): a kernel that only prints soft lockups is as stuck as one that prints nothing.
+      if (bootMs !== undefined && line.startsWith('SHIM_VM_')) lastUserOutputAt = Date.now();
       const m = CASE.exec(line.replace(/\r$/, ''));
       if (!m) return;
       lastProgressAt = Date.now();
@@ -326,6 +331,7 @@ function bootAndRun(argv: string[], bounds: Bounds): Promise<BootRun> {
       if (started !== undefined && bootMs === undefined && output.includes(RUNNING)) {
         bootMs = Date.now() - started;
         lastProgressAt = Date.now();
+        lastUserOutputAt = Date.now();
       }
       if (started === undefined) return;
       const lines = (pending + chunk).split('\n');
