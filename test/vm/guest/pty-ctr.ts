@@ -1,7 +1,7 @@
 // ctr on a pseudo-terminal (node-pty), as a user's terminal runs it: for the guest files' tty exec case.
 import { spawn as ptySpawn, type IPty } from 'node-pty';
 import type { Containerd } from '../../harness/containerd.js';
-import { sleep, waitFor } from '../../harness/util.js';
+import { waitFor } from '../../harness/util.js';
 
 /** Under TCG everything is 10-15x slower than on the host. */
 const SLOW = 120_000;
@@ -37,10 +37,23 @@ export class PtyCtr {
   expect(re: RegExp, what: string, from = 0, timeoutMs = SLOW): Promise<RegExpMatchArray> {
     return waitFor(() => this.text().slice(from).match(re) ?? undefined, timeoutMs, `${what}; output so far: ${JSON.stringify(this.text().slice(-300))}`);
   }
+  /**
+   * ctr's exit code, or undefined if it has not exited within `timeoutMs`. The timer is cleared: a pending one
+   * would keep the guest's test process, and so the VM, alive for its whole length after the last test.
+   */
+  async exitCode(timeoutMs = SLOW): Promise<number | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)));
+    try {
+      return (await Promise.race([this.exited, timeout]))?.exitCode;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
   async kill(): Promise<void> {
     if (this.#done) return;
     this.pty.kill('SIGKILL');
-    await Promise.race([this.exited, sleep(5000)]);
+    await this.exitCode(5000);
   }
 }
 
@@ -54,8 +67,8 @@ export async function typeUntil(c: PtyCtr, command: string, re: RegExp, want: st
     async () => {
       const from = c.text().length;
       c.write(`${command}\r`);
-      // A command typed while ctr was still setting up its terminal can be lost: typed again after 15 s.
-      last = (await c.expect(re, `an answer to ${command}`, from, 15_000).catch(() => undefined))?.[1];
+      // A command typed while ctr was still setting up its terminal can be lost: typed again after 5 s.
+      last = (await c.expect(re, `an answer to ${command}`, from, 5_000).catch(() => undefined))?.[1];
       return last === want || undefined;
     },
     SLOW,
