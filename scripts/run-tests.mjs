@@ -64,7 +64,7 @@ const seaRun = withSea ? startSideRun(SEA_FILES, { SHIM_TEST_BINARY: 'sea', SHIM
 // The VM files in a run of their own alongside (full run, VM on): each boots the guest once and then mostly
 // waits for it; the VMs take turns (a lock in test/harness/vm.ts) and qemu runs at a lower CPU priority
 // (SHIM_VM_NICE), so the host's files keep the CPU they need on a small machine.
-const withVm = filters.length === 0 && !process.env.SHIM_TEST_BINARY && process.env.SHIM_TEST_VM === '1' && files.some(isVmFile);
+const withVm = filters.length === 0 && !process.env.SHIM_TEST_BINARY && ['1', 'require'].includes(process.env.SHIM_TEST_VM ?? '') && files.some(isVmFile);
 const vmFiles = withVm ? files.filter(isVmFile).map((f) => relative(testRoot, f).replace(/\.test\.js$/, '')) : [];
 if (withVm) files = files.filter((f) => !isVmFile(f));
 const vmRun = withVm ? startSideRun(vmFiles, { SHIM_TEST_JOBS: String(vmFiles.length) }) : undefined;
