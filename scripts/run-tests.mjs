@@ -4,9 +4,10 @@
 // file at a time. The longest files start first so the whole run is as short as its longest file allows.
 // Extra arguments filter files by substring: `npm test -- ttrpc reaper`. The full run (no filter) also runs the
 // single executable's e2e files alongside (below; SHIM_TEST_SEA=0 leaves them out).
-// The test VM's files (e2e/vm-*: a Debian 12 guest under qemu, test/harness/vm.ts) run with SHIM_TEST_VM=1, or
-// with SHIM_TEST_VM=auto where qemu-system-x86_64 is on PATH and we are root (otherwise they report a skip). In the full run they go in a
-// run of their own alongside the main one (below), so the main run never waits for them.
+// The test VM's files (e2e/vm-*: a Debian 12 guest under qemu, test/harness/vm.ts) run by default where the VM
+// can: root, x86_64 Linux, qemu-system-x86_64 on PATH (SHIM_TEST_VM unset or `auto`); elsewhere they report a
+// skip with the reason. SHIM_TEST_VM=0 turns them off, =require fails them where the VM cannot run. In the full
+// run they go in a run of their own alongside the main one (below), so the main run never waits for them.
 // SHIM_TEST_BINARY=sea runs the tests against the single executable (`npm run package`, dist/sea/) with node
 // hidden from containerd and the shims: the run goes on in a private mount namespace where every installed
 // node is /dev/null, and the test runner itself uses a copy of node only it knows the path of.
@@ -31,10 +32,10 @@ function walk(dir) {
 const filters = process.argv.slice(2);
 if (process.env.SHIM_TEST_BINARY === 'sea' && !process.env.SHIM_TEST_HIDDEN_NODE) process.exit(runWithNodeHidden());
 const isVmFile = (f) => relative(testRoot, f).startsWith('e2e/vm-');
-// SHIM_TEST_VM=auto: on where the VM can run, for the full run and filters that name it. Not the default yet:
-// vm-shims still fails its crun case, and under a full host run the VM files took 28 min on 2 cores.
-if (process.env.SHIM_TEST_VM === 'auto') {
-  process.env.SHIM_TEST_VM = !process.env.SHIM_TEST_BINARY && (filters.length === 0 || filters.some((s) => s.includes('vm'))) && vmCanRun() ? '1' : '0';
+// SHIM_TEST_VM unset or `auto`: on where the VM can run; elsewhere left `auto`, and the VM files skip with the
+// reason (test/harness/vm.ts vmTestSkip). Not under the single executable (node hidden; the guest runs node).
+if ((process.env.SHIM_TEST_VM ?? 'auto') === 'auto') {
+  process.env.SHIM_TEST_VM = process.env.SHIM_TEST_BINARY ? '0' : vmCanRun() ? '1' : 'auto';
 }
 
 let files = walk(testRoot);
@@ -63,7 +64,7 @@ const seaRun = withSea ? startSideRun(SEA_FILES, { SHIM_TEST_BINARY: 'sea', SHIM
 // The VM files in a run of their own alongside (full run, VM on): each boots the guest once and then mostly
 // waits for it; the VMs take turns (a lock in test/harness/vm.ts) and qemu runs at a lower CPU priority
 // (SHIM_VM_NICE), so the host's files keep the CPU they need on a small machine.
-const withVm = filters.length === 0 && !process.env.SHIM_TEST_BINARY && process.env.SHIM_TEST_VM === '1' && files.some(isVmFile);
+const withVm = filters.length === 0 && !process.env.SHIM_TEST_BINARY && ['1', 'require'].includes(process.env.SHIM_TEST_VM ?? '') && files.some(isVmFile);
 const vmFiles = withVm ? files.filter(isVmFile).map((f) => relative(testRoot, f).replace(/\.test\.js$/, '')) : [];
 if (withVm) files = files.filter((f) => !isVmFile(f));
 const vmRun = withVm ? startSideRun(vmFiles, { SHIM_TEST_JOBS: String(vmFiles.length) }) : undefined;
@@ -85,6 +86,9 @@ for (const [run, what] of [
   console.log(`\n== ${what}, exit ${side.status}, done ${Math.round(side.ms / 1000)} s after the start (main run: ${Math.round(mainMs / 1000)} s)`);
   process.stdout.write(side.output);
   if (side.status !== 0) status = status || 1;
+  // A guest that went silent was booted once more (test/harness/vm.ts): infrastructure trouble, shown here again.
+  const retries = side.output.split('\n').filter((l) => l.includes('VM INFRASTRUCTURE RETRY'));
+  if (retries.length > 0) console.log(`\n!!! ${retries.length} VM guest(s) went silent and were booted once more:\n${retries.join('\n')}`);
 }
 process.exit(status);
 

@@ -1,9 +1,11 @@
 // containerd inside the test VM (pure cgroup v2): one boot runs the guest-side test file
 // test/vm/guest/cgroup-v2.ts with node's test runner on containerd 1.6 and, when scripts/fetch-containerd.sh
-// has fetched it into the (shared) checkout, 2.1: for each a container with our shim (dist/containerd-shim-ts-v2 of
-// the shared checkout) and one with the reference runc shim: Stats (v2 Metrics against the cgroup files), Update
-// (memory, cpu, pids in the cgroup files), pause/resume (cgroup.freeze). The guest's TAP output is checked case
-// by case here. Gated like vm-smoke (test/harness/vm.ts vmTestSkip).
+// has fetched it into the (shared) checkout, 2.1: on one containerd per version, a container with our shim
+// (io.containerd.ts.v2, dist/containerd-shim-ts-v2 of the shared checkout) and one with the reference runc shim
+// through their lifecycle on cgroup v2 (Stats as v2 Metrics against the cgroup files, Update of memory, cpu and
+// pids in the cgroup files, pause/resume through cgroup.freeze, kill, the cgroup gone on delete), and an exec
+// with a tty (size, resize, exit code). The guest's TAP output is checked case by case here. Gated like
+// vm-smoke (test/harness/vm.ts vmTestSkip).
 import { availableVersions } from '../harness/containerd.js';
 import { describeGuestFile } from '../harness/vm-guest-file.js';
 
@@ -16,9 +18,8 @@ describeGuestFile({
   versions: VERSIONS,
   /** The guest file's cases, each run with both shims on every version. */
   cases: [
-    'Update of memory, cpu and pids shows in the cgroup v2 files and Stats',
-    'pause freezes the cgroup (cgroup.freeze), resume thaws it',
-    'Stats answers v2 Metrics matching the cgroup files',
+    'lifecycle on cgroup v2: Stats (v2 Metrics = the cgroup files), Update of memory, cpu, pids, pause/resume (cgroup.freeze), kill, delete',
+    "ctr task exec -t: a tty of the client's size, resize, exit code",
   ],
-  timeoutMs: 10 * 60_000, // ~1.5 min idle, ~5 min beside a full host suite
+  timeoutMs: 15 * 60_000,
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
-import { chooseAccel, runInVm, vmImage, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from '../harness/vm.js';
+import { chooseAccel, reportVmRun, runInVm, vmImage, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from '../harness/vm.js';
 import { repoRoot } from '../harness/util.js';
 
 const skip = vmTestSkip();
@@ -64,7 +64,8 @@ describe('test VM: Debian 12 guest, pure cgroup v2', { timeout: 45 * 60_000 }, (
       const imageMs = Date.now() - t0;
       result = await runInVm(SCRIPT, { timeoutMs: 10 * 60_000 });
       const accel = chooseAccel();
-      console.log(`# vm: image ${image} ready in ${imageMs} ms; ${accel.accel} (${accel.why}); boot ${result.bootMs} ms, boot + checks + power-off ${result.totalMs} ms`);
+      console.log(`# vm: image ${image} ready in ${imageMs} ms; ${accel.accel} (${accel.why})`);
+      reportVmRun(result, 'checks');
       checks = parseChecks(result.stdout);
     } catch (err) {
       if (err instanceof VmUnavailableError && !required) unavailable = err.message;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
-import { guestSubtestBlock, runInVm, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from './vm.js';
+import { guestNodeTest, guestSubtestBlock, reportVmRun, runInVm, stallReport, vmPrecheck, vmRequired, vmTestSkip, VmUnavailableError, type VmResult } from './vm.js';
 
 export interface GuestFileOptions {
   readonly title: string;
@@ -30,11 +30,11 @@ export function describeGuestFile(o: GuestFileOptions): void {
       if (precheck !== undefined) throw new Error(`SHIM_TEST_VM=require but the VM cannot run here: ${precheck}`);
       try {
         // The checkout is read-only inside: the busybox image tarball is built under the guest's /tmp.
-        result = await runInVm(`node --test --test-reporter=tap ${o.guestFile}`, {
+        result = await runInVm(guestNodeTest(o.guestFile), {
           timeoutMs: o.timeoutMs,
           env: { SHIM_TEST_IMAGE_CACHE: '/tmp/images', SHIM_TEST_CONTAINERD: o.versions.join(',') },
         });
-        console.log(`# vm: boot ${result.bootMs} ms, boot + guest tests + power-off ${result.totalMs} ms (${result.accel})`);
+        reportVmRun(result, 'guest tests');
         // The guest runner's diagnostics, which the host's report would not show otherwise.
         for (const l of result.stdout.split('\n')) if (/^\s*# (?!Subtest:)/.test(l)) console.log(`# vm guest:${l.replace(/^\s*#/, '')}`);
       } catch (err) {
@@ -63,7 +63,7 @@ export function describeGuestFile(o: GuestFileOptions): void {
     test('the guest test file passed as a whole', { skip }, (t) => {
       if (unavailable !== undefined) return t.skip(unavailable);
       assert.ok(result);
-      assert.equal(result.status, 0, `guest output: ${result.stdout.slice(-5000)}\nstderr: ${result.stderr.slice(-2000)}`);
+      assert.equal(result.status, 0, `guest output: ${result.stdout.slice(-5000)}\nstderr: ${result.stderr.slice(-2000)}\n${stallReport(result.console)}`);
       assert.match(result.stdout, /^# fail 0$/m);
       assert.match(result.stdout, new RegExp(`^# pass ${o.versions.length * 2 * o.cases.length}$`, 'm'));
     });
