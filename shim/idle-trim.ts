@@ -102,6 +102,14 @@ export class IdleTrimmer {
     );
   }
 
+  /** Trims now, whatever the growth (a process done with its start-up); nothing when trimming is off. */
+  trimNow(): void {
+    if (this.idleMs === 0) return;
+    this.stop();
+    this.pending = true;
+    this.trim(true);
+  }
+
   stop(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;

@@ -69,7 +69,8 @@ export interface PreparedDaemon {
 export function prepareDaemon(flags: ShimFlags, resume?: DaemonHandoff): PreparedDaemon {
   const bundle = process.cwd();
   const log = createDaemonLogger({ bundle, namespace: flags.namespace, id: flags.id, debug: flags.debug, ...(resume ? { fd: resume.logFd } : {}) });
-  const reaper = Reaper.start({ logger: log });
+  // posix_spawn unless told otherwise: kept switchable to compare the two in the benchmark (reaper.ts).
+  const reaper = Reaper.start({ logger: log, spawner: process.env.CONTAINERD_SHIM_TS_SPAWN === 'libuv' ? 'libuv' : 'posix' });
   // Exits the previous image had collected and nobody claimed yet (the processes that ended during the
   // switch are still zombies: this reaper collects them itself).
   if (resume) reaper.adoptExits(resume.heldExits.map((e) => ({ pid: e.pid, status: e.status, ...(e.signal ? { signal: e.signal } : {}), at: new Date(e.at) })));

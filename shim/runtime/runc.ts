@@ -16,6 +16,8 @@ import { RuntimeCommandError, classifyKillError, lastRuntimeError, runtimeError 
 
 export const DEFAULT_RUNC_ROOT = '/run/containerd/runc';
 const MAX_CAPTURE = 1024 * 1024;
+/** How long the output of an exited runtime is awaited (see outputRead). */
+const OUTPUT_DRAIN_MS = 2000;
 
 export interface RuncConfig {
   /** Executable: Options.binary_name or "runc". */
@@ -115,14 +117,30 @@ export function killArgs(id: string, signal: number, all: boolean): string[] {
   return all ? ['kill', '--all', id, String(signal)] : ['kill', id, String(signal)];
 }
 
-function collect(stream: Readable | null, into: Buffer[]): void {
-  if (!stream) return;
+/** Keeps up to MAX_CAPTURE bytes of the stream; resolves at its end (EOF, close or error). */
+function collect(stream: Readable | null, into: Buffer[]): Promise<void> {
+  if (!stream) return Promise.resolve();
   let total = 0;
   stream.on('data', (chunk: Buffer) => {
     if (total < MAX_CAPTURE) into.push(chunk);
     total += chunk.length;
   });
-  stream.on('error', () => undefined);
+  return new Promise((resolve) => {
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+    stream.once('error', () => resolve());
+  });
+}
+
+/**
+ * After the runtime's exit, its output can still be in the pipes (the exit and the last read are separate
+ * events of the loop): wait for EOF, bounded, since a process the runtime left behind may hold the pipe.
+ */
+async function outputRead(ends: Promise<void>[], streams: (Readable | null)[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(ends), new Promise<void>((resolve) => (timer = setTimeout(resolve, OUTPUT_DRAIN_MS)))]);
+  clearTimeout(timer);
+  for (const s of streams) s?.destroy();
 }
 
 /**
@@ -188,10 +206,10 @@ export class Runc {
     opts.io?.afterSpawn?.();
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    collect(child.stdout, out);
-    collect(child.stderr, err);
+    const ends = [collect(child.stdout, out), collect(child.stderr, err)];
     const began = performance.now();
     const exit: Exit = await child.exited;
+    await outputRead(ends, [child.stdout, child.stderr]);
     this.log.debug({ subcommand: args[0], status: exit.status, duration_ms: Math.round(performance.now() - began) }, 'runtime exited');
     const stdout = Buffer.concat(out);
     if (exit.status !== 0) {

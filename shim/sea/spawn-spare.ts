@@ -1,8 +1,9 @@
 /**
  * After a `start` of the single executable: make sure a warm spare daemon of this build waits for the next one
  * (what scripts/shim-wrapper.sh's spawn_spare does for the script form). Started from the `start`, not by a
- * daemon, so that it is nobody's child once `start` exits; at nice 19, so that its start-up does not compete
- * with the container being created. One at a time: <build>.booting holds the booting spare's pid.
+ * daemon, so that it is nobody's child once `start` exits; at nice 19, and SCHED_IDLE once the spare's code
+ * runs (platform/sched.ts; koffi is not loaded here, in the start's path), so that its start-up does not
+ * compete with the container being created. One at a time: <build>.booting holds the booting spare's pid.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
@@ -36,7 +37,8 @@ export function spawnSpare(): void {
     const { file, args } = selfCommand(['spare', TITLE_ROOM]);
     const child = spawn(file, args, {
       cwd: '/',
-      detached: true,
+      // Not detached (a session of its own): it takes a process group of its own itself, and stays in
+      // containerd's session, where its nice 19 ranks it below the others (platform/detach.ts says why).
       stdio: 'ignore',
       env: { ...process.env, NODE_OPTIONS: DAEMON_NODE_OPTIONS },
     });

@@ -13,10 +13,10 @@
  */
 import type { IdleTrimmer } from '../idle-trim.js';
 import { constants, open as openCb } from 'node:fs';
+import { getPriority } from 'node:os';
 import { promisify } from 'node:util';
 import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import { getPriority, setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseFlags, type ShimFlags } from '../flags.js';
 import { decodeRuntimeOptions } from '../runtime/options.js';
@@ -25,11 +25,14 @@ import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../s
 import { listSpares, spareBootingPath, spareFifoPath } from './spare-files.js';
 import { readStartProcess, writeStdoutOf, type StartProcess } from './start-process.js';
 import { selfPath } from '../sea/self.js';
+import * as sched from '../platform/sched.js';
 
 const DEFAULT_IDLE_TIMEOUT_S = 600;
 const SPARE_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 const openFd = promisify(openCb) as (path: string, flags: number) => Promise<number>;
 const WATCH_INTERVAL_MS = 5000;
+/** After start-up, when the spare trims its memory and goes to normal priority (sched.ts says why). */
+const SETTLE_MS = 1000;
 /** Late requests (wrappers that found the FIFO just before it was removed) are refused for this long. */
 const REFUSE_LATE_MS = 5000;
 /** Created in the bundle by whoever answers the start (the spare, or the wrapper giving up on it). */
@@ -42,14 +45,6 @@ function signal(pid: number, sig: NodeJS.Signals): void {
     process.kill(pid, sig);
   } catch {
     /* the start is gone: containerd gave up on it */
-  }
-}
-
-function raisePriority(nice: number): void {
-  try {
-    setPriority(0, nice);
-  } catch {
-    /* not allowed to raise it (not root): stay where we are */
   }
 }
 
@@ -74,11 +69,14 @@ class Spare {
   private scriptStat: FileId | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private trimmer: IdleTrimmer | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
 
   async run(): Promise<void> {
     this.scriptStat = await fileId(selfPath());
-    // Started in the background of a wrapper's start: a session of our own, as any daemon.
-    (await import('../platform/detach.js')).becomeSessionLeader();
+    // Started in the background of a wrapper's start: a process group of our own, as any daemon.
+    (await import('../platform/detach.js')).leadOwnProcessGroup();
+    // Start-up at idle priority (the wrapper starts Node so already where chrt exists; the single file cannot).
+    sched.background();
     // What the spare is for: the daemon's modules evaluated and koffi bound before any start comes.
     await import('../serve.js');
     (await import('../../reaper/sys.js')).isSubreaper();
@@ -104,10 +102,14 @@ class Spare {
     const idleMs = idleTimeoutMs(process.env);
     // Not unref'd: waiting is this process's job.
     this.watchTimer = setInterval(() => void this.watch(idleMs), WATCH_INTERVAL_MS);
-    // Boot's garbage goes before the spare settles down to wait (and before a container inherits it).
+    // Boot's garbage goes before the spare settles down to wait (and before a container inherits it); then it
+    // only waits, at normal priority, so that a start is answered at once on a busy host too.
     const { IdleTrimmer } = await import('../idle-trim.js');
     this.trimmer = IdleTrimmer.fromEnv(process.env);
-    this.trimmer.poke();
+    this.settleTimer = setTimeout(() => {
+      this.trimmer?.trimNow();
+      sched.foreground();
+    }, SETTLE_MS);
   }
 
   /** Exits when idle too long, when our FIFO is gone, or when the build on disk is no longer ours. */
@@ -137,9 +139,11 @@ class Spare {
   /** Serves the start of `pid`, or answers it the live daemon of its group and stays a spare. */
   private async take(pid: number): Promise<void> {
     this.taken = true;
-    this.trimmer?.stop(); // no GC pause in the start's path; the daemon trims once it is quiet
-    // Waiting was at nice 19; a start waits on us now, and on a loaded host nice 19 gets next to no CPU.
-    raisePriority(0);
+    // Not settled yet: no GC pause in the start's path (the daemon trims once it is quiet), and a start waits
+    // on us now, which idle priority would starve on a busy host.
+    clearTimeout(this.settleTimer);
+    this.trimmer?.stop();
+    sched.foreground();
     let start: StartProcess;
     let call: StartCall;
     let socket: Awaited<ReturnType<typeof groupSocket>>;
@@ -182,7 +186,7 @@ class Spare {
     replaceEnvironment(start.env);
     // A daemon has the priority of the start that ran it.
     try {
-      raisePriority(getPriority(pid));
+      sched.foreground(getPriority(pid));
     } catch {
       /* the start is gone: keep ours */
     }
