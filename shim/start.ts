@@ -162,11 +162,13 @@ export interface StartCall {
 
 /** The group's socket, and whether a live daemon already serves it (then it is the answer). */
 export async function groupSocket(call: StartCall): Promise<{ address: string; path: string; live: boolean }> {
-  const spec = await readBundleSpec(call.bundle);
+  // The socket directory does not depend on the group: made while the spec is read.
+  const dir = dirname(socketPath(socketAddress(call.flags.address, call.flags.namespace, call.flags.id))!);
+  const [spec] = await Promise.all([readBundleSpec(call.bundle), mkdir(dir, { recursive: true, mode: 0o700 })]);
   const group = groupKey(call.flags.id, spec.annotations, call.env);
   const address = socketAddress(call.flags.address, call.flags.namespace, group);
   const path = socketPath(address)!;
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  if (dirname(path) !== dir) await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   return { address, path, live: await isSocketLive(path, 5000) };
 }
 

@@ -148,7 +148,7 @@ class Spare {
     let call: StartCall;
     let socket: Awaited<ReturnType<typeof groupSocket>>;
     try {
-      start = await readStartProcess(pid);
+      start = readStartProcess(pid);
       const flags = parseFlags(start.args);
       if (!flags.namespace) throw new Error('no namespace');
       // The wrapper saved its stdin (the runtime options) there; it is still there if we refuse.
