@@ -210,6 +210,7 @@ export class Reaper {
     let pid: number;
     try {
       for (const [i, entry] of stdio.entries()) {
+        if (entry === 'pipe' && i > 2) throw new ShimError('InvalidArgument', `${cmd}: 'pipe' only for fds 0-2 (fd ${i})`);
         if (entry === 'pipe') {
           const [r, w] = cloexecPipe();
           const [mine, theirs] = i === 0 ? [w, r] : [r, w];
