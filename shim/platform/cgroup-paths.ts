@@ -2,27 +2,35 @@
  * Locating a process's cgroup: the hierarchy mode of the host, `/proc/<pid>/cgroup`, and the cgroup mounts of
  * `/proc/self/mountinfo` (so a shim whose cgroupfs mounts have a non-/ root, e.g. nested, still finds dirs).
  */
-import { statfs } from 'node:fs/promises';
+import { statfsSync } from 'node:fs';
 import { posix } from 'node:path';
 
 const CGROUP2_SUPER_MAGIC = 0x63677270;
 
 export type CgroupMode = 'unified' | 'hybrid' | 'legacy';
 
+const modes = new Map<string, CgroupMode>();
+
 /**
  * containerd's cgroups.Mode(): cgroup2 at the root → unified; cgroup2 at `<root>/unified` → hybrid; else
- * legacy. The runc shim treats hybrid as v1.
+ * legacy. The runc shim treats hybrid as v1. Found once per root and process (a host does not change its
+ * hierarchy under a running shim), with statfs(2) called directly: a cgroup mount answers from memory, and
+ * Start waits on the OOM watcher's arming.
  */
-export async function detectCgroupMode(root = '/sys/fs/cgroup'): Promise<CgroupMode> {
-  const isCgroup2 = async (p: string) => {
-    try {
-      return (await statfs(p)).type === CGROUP2_SUPER_MAGIC;
-    } catch {
-      return false;
-    }
-  };
-  if (await isCgroup2(root)) return 'unified';
-  return (await isCgroup2(posix.join(root, 'unified'))) ? 'hybrid' : 'legacy';
+export function cachedCgroupMode(root = '/sys/fs/cgroup'): CgroupMode {
+  let mode = modes.get(root);
+  if (mode === undefined) {
+    const isCgroup2 = (p: string): boolean => {
+      try {
+        return statfsSync(p).type === CGROUP2_SUPER_MAGIC;
+      } catch {
+        return false;
+      }
+    };
+    mode = isCgroup2(root) ? 'unified' : isCgroup2(posix.join(root, 'unified')) ? 'hybrid' : 'legacy';
+    modes.set(root, mode);
+  }
+  return mode;
 }
 
 export interface ProcCgroup {

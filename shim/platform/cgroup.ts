@@ -3,14 +3,15 @@
  * kills. v2 when the host is unified (cgroup2 at /sys/fs/cgroup); v1 otherwise, including hybrid hosts, like
  * containerd's runc shim (runtime/v2/runc/container.go @ v1.6.20).
  */
-import { lstat, readFile, writeFile } from 'node:fs/promises';
+import { lstatSync, readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { Logger } from 'pino';
 import { notFound } from '../../protocol/errdefs.js';
 import {
   V1MetricsMessage, V1_METRICS_TYPE_URL, V2MetricsMessage, V2_METRICS_TYPE_URL,
 } from './cgroup-metrics.js';
-import { cgroupDir, detectCgroupMode, parseCgroupMounts, parseProcCgroup, type CgroupMode } from './cgroup-paths.js';
+import { cachedCgroupMode, cgroupDir, parseCgroupMounts, parseProcCgroup, type CgroupMode } from './cgroup-paths.js';
 import { V1_CONTROLLERS, readV1Metrics, type V1Dirs } from './cgroup-v1.js';
 import { readV2Metrics } from './cgroup-v2.js';
 import { watchOomV1 } from './oom-v1.js';
@@ -86,19 +87,18 @@ export async function loadCgroup(pid: number, logger: Logger, where: CgroupLocat
   const cgroupRoot = where.cgroupRoot ?? '/sys/fs/cgroup';
   // Not `pid`: that base field is the shim's own pid.
   const log = logger.child({ target_pid: pid });
-  // Independent reads side by side: each is a thread-pool round trip, and Start may be waiting on this.
-  const modeRead = where.mode ? Promise.resolve(where.mode) : detectCgroupMode(cgroupRoot);
-  const mountinfoRead = readFile(posix.join(procRoot, 'self', 'mountinfo'), 'utf8');
-  mountinfoRead.catch(() => undefined); // awaited below, only on v1
+  // Synchronous: procfs and cgroupfs answer from the kernel's memory, never from storage, and Start waits on
+  // this (the OOM watcher is armed before runc start). Through the threadpool, the chain of round trips here
+  // and in the watcher's registration took 5-10 ms in a fresh daemon; these calls take microseconds.
+  const mode = where.mode ?? cachedCgroupMode(cgroupRoot);
   let procText: string;
   try {
-    procText = await readFile(posix.join(procRoot, String(pid), 'cgroup'), 'utf8');
+    procText = readFileSync(posix.join(procRoot, String(pid), 'cgroup'), 'utf8');
   } catch (err) {
     log.warn({ err }, 'cannot read the process cgroup; stats and OOM events are unavailable');
     return undefined;
   }
   const proc = parseProcCgroup(procText);
-  const mode = await modeRead;
 
   if (mode === 'unified') {
     if (proc.unified === undefined) {
@@ -106,7 +106,7 @@ export async function loadCgroup(pid: number, logger: Logger, where: CgroupLocat
       return undefined;
     }
     const dir = posix.join(cgroupRoot, proc.unified);
-    if (!(await isDir(dir))) {
+    if (!isDir(dir)) {
       log.warn({ cgroup: dir }, 'cgroup directory does not exist');
       return undefined;
     }
@@ -115,22 +115,19 @@ export async function loadCgroup(pid: number, logger: Logger, where: CgroupLocat
 
   let mountinfo = '';
   try {
-    mountinfo = await mountinfoRead;
+    mountinfo = readFileSync(posix.join(procRoot, 'self', 'mountinfo'), 'utf8');
   } catch (err) {
     log.warn({ err }, 'cannot read mountinfo');
   }
   const mounts = parseCgroupMounts(mountinfo).v1;
-  // Every controller's directory checked at once; the results are then taken in V1_CONTROLLERS order.
-  const found = await Promise.all(
-    V1_CONTROLLERS.map(async (controller) => {
-      const cgPath = proc.v1.get(controller);
-      const mount = mounts.get(controller);
-      if (cgPath === undefined || mount === undefined) return undefined;
-      const dir = cgroupDir(mount, cgPath);
-      // Like containerd's Load: a controller whose directory is missing is skipped, not an error.
-      return dir !== undefined && (await isDir(dir)) ? { controller, dir, cgPath } : undefined;
-    }),
-  );
+  const found = V1_CONTROLLERS.map((controller) => {
+    const cgPath = proc.v1.get(controller);
+    const mount = mounts.get(controller);
+    if (cgPath === undefined || mount === undefined) return undefined;
+    const dir = cgroupDir(mount, cgPath);
+    // Like containerd's Load: a controller whose directory is missing is skipped, not an error.
+    return dir !== undefined && isDir(dir) ? { controller, dir, cgPath } : undefined;
+  });
   const dirs: V1Dirs = {};
   let path: string | undefined;
   for (const f of found) {
@@ -180,9 +177,9 @@ export function ancestorsOf(path: string): string[] {
   return out;
 }
 
-async function isDir(path: string): Promise<boolean> {
+function isDir(path: string): boolean {
   try {
-    return (await lstat(path)).isDirectory();
+    return lstatSync(path).isDirectory();
   } catch {
     return false;
   }

@@ -4,7 +4,8 @@
  * more when the cgroup is removed — that last one is not an OOM, so a wakeup whose cgroup is gone stops the
  * watcher instead of reporting.
  */
-import { open, writeFile, access } from 'node:fs/promises';
+import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { closeFd, createEventfd, pollReadable, readEventfd, type Readiness } from './cgroup-sys.js';
@@ -42,11 +43,12 @@ export async function watchOomV1(dir: string, onOom: () => void, logger: Logger)
     closeFd(efd);
   };
   try {
-    const control = await open(join(dir, 'memory.oom_control'), 'r');
+    // Synchronous, as loadCgroup's reads: cgroupfs answers from memory, and Start waits on this registration.
+    const control = openSync(join(dir, 'memory.oom_control'), 'r');
     try {
-      await writeFile(join(dir, 'cgroup.event_control'), `${efd} ${control.fd}`);
+      writeFileSync(join(dir, 'cgroup.event_control'), `${efd} ${control}`);
     } finally {
-      await control.close();
+      closeSync(control);
     }
   } catch (err) {
     stop();
