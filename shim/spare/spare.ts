@@ -192,8 +192,10 @@ class Spare {
     }
     await joinCgroupsOf(process.pid, pid).catch(() => undefined);
     const result = await becomeDaemon(call, socket, () => {
-      if (this.answered) signal(pid, 'SIGUSR1');
+      // The title first: once signalled, the start returns, and whoever looks at the processes then (containerd,
+      // ps, a test) must see a daemon, not a spare.
       process.title = daemonTitle(call.flags);
+      if (this.answered) signal(pid, 'SIGUSR1');
     });
     if (result !== 'serving') process.exit(0);
   }

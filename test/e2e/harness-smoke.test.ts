@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { listTasks, selectedVersions, startContainerd, waitTaskStatus, type Containerd } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
-import { isAlive, mountsUnder, uniqueId } from '../harness/util.js';
+import { isAlive, mountsUnder, uniqueId, waitFor } from '../harness/util.js';
 
 const RUNC = 'io.containerd.runc.v2';
 // sh as pid 1 only dies from SIGTERM with a trap; `wait` is interrupted by the trapped signal at once.
@@ -71,6 +71,9 @@ for (const version of selectedVersions()) {
       const shims = (await cd.shimProcesses()).filter((p) => p.argv.includes(id));
       assert.equal(shims.length, 1);
       assert.equal(shims[0]?.argv[0], cd.binaries.runcShim);
+      // The shell is PID 1 of the container: a TERM that comes before its trap is set is ignored, so wait until
+      // it has started its `sleep` (it is past the trap then). Seen once under load on containerd 2.1.
+      await waitFor(async () => (await cd.ctr(['task', 'ps', id])).stdout.trim().split('\n').length >= 3 || undefined, 20_000, 'the shell past its trap');
       await cd.ctr(['tasks', 'kill', id]);
       const stopped = await waitTaskStatus(cd, id, 'STOPPED');
       assert.equal(stopped.pid, pid);
