@@ -1,4 +1,4 @@
-/** Bounded collection of a child's output for Reaper.run(). */
+/** Bounded collection of a child's output (Reaper.run, the runc driver). */
 import type { Readable } from 'node:stream';
 
 export interface Collected {
@@ -39,4 +39,17 @@ export function collect(stream: Readable | null, maxBytes: number): Collected {
       return truncated;
     },
   };
+}
+
+/**
+ * After the child's exit its output can still be in the pipes (the exit and the last reads are separate events
+ * of the loop): waits for both ends, bounded by `timeoutMs` (a process the child left behind may hold a pipe
+ * open forever), then destroys the streams.
+ */
+export async function drained(collected: readonly Collected[], streams: readonly (Readable | null)[], timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+  await Promise.race([Promise.all(collected.map((c) => c.done)), timeout]);
+  clearTimeout(timer);
+  for (const s of streams) s?.destroy();
 }

@@ -62,7 +62,7 @@ import { abortError } from './abort.js';
 import { listChildPids, processExists } from './children.js';
 import { findSetpriv, resolveCommand } from './command.js';
 import { ExitHold } from './exit-hold.js';
-import { collect } from './output.js';
+import { collect, drained } from './output.js';
 import { closeFd, cloexecPipe, posixSpawn, type ChildFd } from './posix-spawn.js';
 import * as sys from './sys.js';
 import type { Exit, ReaperStats, RunOptions, RunResult, SpawnOptions, StdioEntry, TrackedChild, WatchOptions } from './types.js';
@@ -306,14 +306,7 @@ export class Reaper {
     const err = collect(child.stderr, max);
     const exit = await child.exited;
     const killedByAbort = opts.signal?.aborted === true; // abort → SIGKILL → this exit
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
-    });
-    await Promise.race([Promise.all([out.done, err.done]), timeout]);
-    clearTimeout(timer);
-    child.stdout?.destroy();
-    child.stderr?.destroy();
+    await drained([out, err], [child.stdout, child.stderr], opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS);
     if (killedByAbort && opts.signal) throw abortError(cmd, opts.signal);
     return { exit, stdout: out.buffer(), stderr: err.buffer(), truncated: out.truncated || err.truncated };
   }

@@ -7,7 +7,7 @@ import { writeSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { collect, drained } from '../../reaper/output.js';
 import type { Logger } from 'pino';
 import type { Exit, Reaper, SpawnOptions } from '../../reaper/reaper.js';
 import { sleep } from '../sync.js';
@@ -16,7 +16,7 @@ import { RuntimeCommandError, classifyKillError, lastRuntimeError, runtimeError 
 
 export const DEFAULT_RUNC_ROOT = '/run/containerd/runc';
 const MAX_CAPTURE = 1024 * 1024;
-/** How long the output of an exited runtime is awaited (see outputRead). */
+/** How long the output of an exited runtime is awaited (reaper/output.ts drained). */
 const OUTPUT_DRAIN_MS = 2000;
 
 export interface RuncConfig {
@@ -117,32 +117,6 @@ export function killArgs(id: string, signal: number, all: boolean): string[] {
   return all ? ['kill', '--all', id, String(signal)] : ['kill', id, String(signal)];
 }
 
-/** Keeps up to MAX_CAPTURE bytes of the stream; resolves at its end (EOF, close or error). */
-function collect(stream: Readable | null, into: Buffer[]): Promise<void> {
-  if (!stream) return Promise.resolve();
-  let total = 0;
-  stream.on('data', (chunk: Buffer) => {
-    if (total < MAX_CAPTURE) into.push(chunk);
-    total += chunk.length;
-  });
-  return new Promise((resolve) => {
-    stream.once('end', resolve);
-    stream.once('close', resolve);
-    stream.once('error', () => resolve());
-  });
-}
-
-/**
- * After the runtime's exit, its output can still be in the pipes (the exit and the last read are separate
- * events of the loop): wait for EOF, bounded, since a process the runtime left behind may hold the pipe.
- */
-async function outputRead(ends: Promise<void>[], streams: (Readable | null)[]): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(ends), new Promise<void>((resolve) => (timer = setTimeout(resolve, OUTPUT_DRAIN_MS)))]);
-  clearTimeout(timer);
-  for (const s of streams) s?.destroy();
-}
-
 /**
  * The read end of a pipe already holding all of `data` and closed for writing, or undefined when it does not
  * fit at once (the pipe is non-blocking for the write: never a blocked event loop).
@@ -204,16 +178,15 @@ export class Runc {
     };
     const child = this.reaper.spawn(this.cfg.binary, full, spawnOpts);
     opts.io?.afterSpawn?.();
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const ends = [collect(child.stdout, out), collect(child.stderr, err)];
+    const out = collect(child.stdout, MAX_CAPTURE);
+    const err = collect(child.stderr, MAX_CAPTURE);
     const began = performance.now();
     const exit: Exit = await child.exited;
-    await outputRead(ends, [child.stdout, child.stderr]);
+    await drained([out, err], [child.stdout, child.stderr], OUTPUT_DRAIN_MS);
     this.log.debug({ subcommand: args[0], status: exit.status, duration_ms: Math.round(performance.now() - began) }, 'runtime exited');
-    const stdout = Buffer.concat(out);
+    const stdout = out.buffer();
     if (exit.status !== 0) {
-      const combined = Buffer.concat([stdout, ...err]).toString('utf8').trim();
+      const combined = Buffer.concat([stdout, err.buffer()]).toString('utf8').trim();
       const captured = stdio[1] === 'pipe' || stdio[2] === 'pipe';
       const message = captured && combined
         ? `${this.cfg.binary} did not terminate successfully: exit status ${exit.status}: ${combined}`

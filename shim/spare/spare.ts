@@ -48,6 +48,14 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
+function priorityOf(pid: number): number {
+  try {
+    return getPriority(pid);
+  } catch {
+    return 0;
+  }
+}
+
 function replaceEnvironment(env: NodeJS.ProcessEnv): void {
   for (const key of Object.keys(process.env)) delete process.env[key];
   Object.assign(process.env, env);
@@ -140,10 +148,11 @@ class Spare {
   private async take(pid: number): Promise<void> {
     this.taken = true;
     // Not settled yet: no GC pause in the start's path (the daemon trims once it is quiet), and a start waits
-    // on us now, which idle priority would starve on a busy host.
+    // on us now, which idle priority would starve on a busy host. A daemon has the priority of the start that
+    // ran it (that of the start's process, 0 when it is gone already).
     clearTimeout(this.settleTimer);
     this.trimmer?.stop();
-    sched.foreground();
+    sched.foreground(priorityOf(pid));
     let start: StartProcess;
     let call: StartCall;
     let socket: Awaited<ReturnType<typeof groupSocket>>;
@@ -184,12 +193,6 @@ class Spare {
     setTimeout(() => this.reader?.destroy(), REFUSE_LATE_MS).unref();
     process.chdir(start.cwd);
     replaceEnvironment(start.env);
-    // A daemon has the priority of the start that ran it.
-    try {
-      sched.foreground(getPriority(pid));
-    } catch {
-      /* the start is gone: keep ours */
-    }
     await joinCgroupsOf(process.pid, pid).catch(() => undefined);
     const result = await becomeDaemon(call, socket, () => {
       // The title first: once signalled, the start returns, and whoever looks at the processes then (containerd,
