@@ -96,7 +96,13 @@ for (const version of selectedVersions()) {
           assert.match(exit, /"exit_status":137/);
           const oom = await waitFor(() => topicLines(events, '/tasks/oom', id)[0], 20_000, '/tasks/oom');
           const lines = events.lines();
-          assert.ok(lines.indexOf(oom) < lines.indexOf(exit), 'the OOM event comes before the exit');
+          if (short(rt) === 'ts' || lines.indexOf(oom) < lines.indexOf(exit)) {
+            assert.ok(lines.indexOf(oom) < lines.indexOf(exit), 'the OOM event comes before the exit');
+          } else {
+            // The reference publishes its OOM events from a separate watcher loop, not ordered with the exit:
+            // seen once on 2.1 in a full run under load. Ours flushes the OOM watcher before TaskExit.
+            t.diagnostic('reference: /tasks/oom after /tasks/exit');
+          }
           const stats = await oomKills(cd, id);
           t.diagnostic(`${short(rt)}: stats of the stopped task: ${stats.kills >= 0 ? stats.raw : `unavailable (${stats.raw})`}`);
           if (stats.kills >= 0) assert.ok(stats.kills >= 1, stats.raw);
