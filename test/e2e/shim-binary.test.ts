@@ -118,7 +118,9 @@ describe('shim binary run by hand', () => {
     const mine = await procGroup(process.pid);
     assert.equal(g.pgrp, daemon.pid, 'daemon leads its own process group');
     assert.notEqual(g.pgrp, mine.pgrp);
-    assert.equal(g.session, mine.session, "no session of its own: the caller's, as the reference's daemon");
+    // No session of its own, as the reference's daemon (a spare, shared by the host, may have been started from
+    // another session than this test's, so only that).
+    assert.notEqual(g.session, daemon.pid, 'no session of its own');
     assert.equal(await readlink(`/proc/${daemon.pid}/cwd`), b);
     assert.equal((await readFile(`/proc/${daemon.pid}/oom_score_adj`, 'utf8')).trim(), '8');
     const fds = await openFds(daemon.pid);

@@ -132,10 +132,12 @@ for (const version of selectedVersions()) {
         await cd.ctr(['run', '-d', '--runtime', rt, IMG, id, 'sleep', '600']);
         try {
           const t = await waitTaskStatus(cd, id, 'RUNNING');
+          // Right after Start, runc init's threads can still be counted in the pids cgroup (they exec `sleep`
+          // a moment later): wait until the count is the container's one process.
           const m = await waitFor(async () => {
             const r = await cd.ctr(['task', 'metrics', id], { allowFail: true });
-            return r.code === 0 ? r : undefined;
-          }, 10_000, 'metrics');
+            return r.code === 0 && /pids\.current\s+1\b/.test(r.stdout) ? r : undefined;
+          }, 10_000, 'metrics with pids.current 1');
           assert.match(m.stdout, /memory\.usage_in_bytes|memory/);
           assert.match(m.stdout, /pids\.current\s+1/);
           const shim = await connectShim(cd, id);
