@@ -22,9 +22,12 @@
  *   them like orphans, for a waiter set in the same tick as the spawn, and they never hide other exits from
  *   the peek. child_process stays usable by any code (its children are libuv's, as above).
  * - Exits nobody waits for yet are held (default 1024 exits, 60 s) for a later watch(pid); drops are logged.
- * - Processes we start get PR_SET_PDEATHSIG=SIGKILL through `setpriv --pdeathsig KILL -- <cmd>`
- *   (child_process cannot run code between fork and exec); setpriv execs the command, so pid and exit
- *   status are the command's own.
+ * - Processes started with parentDeathSignal (the default) are killed by killDependents() and by a process
+ *   'exit' hook. With a setpriv (the default outside the daemon) they also get PR_SET_PDEATHSIG=SIGKILL
+ *   through `setpriv --pdeathsig KILL -- <cmd>` (neither child_process nor posix_spawn can run code
+ *   between fork and exec); setpriv execs the command, so pid and exit status are the command's own. The
+ *   daemon goes without it (2-3 ms per runc call): `delete` after a killed daemon kills what it left running
+ *   instead (shim/runtime/leftover-calls.ts).
  *
  * Measurements (Node 20.20, 2 cores, kernel 6.18; the machine was shared with other sessions, load average
  * 13–33 during the runs, so wall times are inflated and noisy; CPU times are the steadier figures):
@@ -79,7 +82,10 @@ export interface ReaperOptions {
   holdMax?: number;
   /** Period of the safety-net drain. Default 5000 ms. */
   sweepMs?: number;
-  /** setpriv path for the parent-death signal; null: never wrap. Default: looked up in PATH. */
+  /**
+   * setpriv path for the kernel's parent-death signal; null: never wrap (parentDeathSignal children are then
+   * killed only by killDependents() and the 'exit' hook). Default: looked up in PATH.
+   */
   setpriv?: string | null;
   /** Benchmarks only: 'scan' skips the waitid peek and lists children on every drain. */
   strategy?: 'peek' | 'scan';
@@ -126,6 +132,9 @@ export class Reaper {
   private readonly spawner: 'posix' | 'libuv';
   /** Processes started by posix_spawn whose exit is not collected yet: finished by stop() if it comes first. */
   private readonly ownSpawns = new Map<number, (exit: Exit) => void>();
+  /** Running children started with parentDeathSignal: killed when this process goes. */
+  private readonly dependents = new Set<TrackedChild>();
+  private readonly onProcessExit = (): void => void this.killDependents();
   private readonly sweepMs: number;
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -156,6 +165,7 @@ export class Reaper {
     sys.becomeSubreaper();
     this.registry.install();
     process.on('SIGCHLD', this.onSignal);
+    process.on('exit', this.onProcessExit);
     this.sweepTimer = setInterval(() => {
       this.hold.prune();
       this.drain();
@@ -193,8 +203,24 @@ export class Reaper {
       signal.addEventListener('abort', onAbort, { once: true });
       void child.exited.then(() => signal.removeEventListener('abort', onAbort));
     }
+    if (opts.parentDeathSignal ?? true) {
+      this.dependents.add(child);
+      void child.exited.then(() => this.dependents.delete(child));
+    }
     if (opts.input !== undefined) child.stdin?.end(opts.input);
     return child;
+  }
+
+  /**
+   * SIGKILLs every running child started with parentDeathSignal (what PR_SET_PDEATHSIG would do), for a
+   * daemon about to go: a `runc create` finishing after containerd's clean-up would leave a container nobody
+   * manages. Returns how many were signalled.
+   */
+  killDependents(): number {
+    let n = 0;
+    for (const child of this.dependents) if (child.kill('SIGKILL')) n++;
+    if (n > 0) this.log?.warn({ killed: n }, 'reaper: runtime calls still running killed, the shim is going');
+    return n;
   }
 
   /**
@@ -375,6 +401,7 @@ export class Reaper {
     if (this.stopped) return;
     this.stopped = true;
     process.removeListener('SIGCHLD', this.onSignal);
+    process.removeListener('exit', this.onProcessExit);
     clearInterval(this.sweepTimer);
     this.registry.uninstall();
     try {

@@ -24,8 +24,10 @@ export interface SpawnOptions {
   /** Abort → SIGKILL to the process. spawn().exited still resolves with the real exit (137). */
   signal?: AbortSignal;
   /**
-   * Default true: the process gets SIGKILL if the shim dies (prctl PR_SET_PDEATHSIG, set through
-   * `setpriv --pdeathsig KILL`, which then execs the command: same pid, same exit status).
+   * Default true: the process must not outlive the shim. It gets SIGKILL from killDependents() (the daemon's
+   * orderly exit) and from a process 'exit' hook; where the Reaper has a setpriv, also from the kernel when
+   * the shim dies any other way (prctl PR_SET_PDEATHSIG, set through `setpriv --pdeathsig KILL`, which then
+   * execs the command: same pid, same exit status).
    */
   parentDeathSignal?: boolean;
 }

@@ -142,11 +142,13 @@ export function specInPipe(data: Buffer): number | undefined {
 }
 
 /**
- * Runtime commands that get PR_SET_PDEATHSIG=SIGKILL (through setpriv, 2-3 ms a call): those that start
- * processes in the container. Should the daemon die while one runs, it must not finish: a `create` finishing
- * after containerd's clean-up (`delete`: runc delete --force) would leave a created container nobody
- * manages. The others (start, kill, delete, pause, resume, update, ps, checkpoint) are harmless to finish,
- * and containerd's clean-up after a dead daemon deletes the container either way; they run directly.
+ * Runtime commands that must not outlive the daemon: those that start processes in the container. A `create`
+ * finishing after containerd's clean-up (`delete`: runc delete --force) would leave a created container nobody
+ * manages. The daemon kills them when it exits (Reaper.killDependents), and `delete` after a killed daemon
+ * kills the ones it left (leftover-calls.ts), instead of the reference's parent-death signal (ours would cost
+ * a `setpriv` exec, 2-3 ms a call; CONTAINERD_SHIM_TS_PDEATHSIG=setpriv adds it). The others (start, kill,
+ * delete, pause, resume, update, ps, checkpoint) are harmless to finish, and containerd's clean-up after a
+ * dead daemon deletes the container either way.
  */
 const DIE_WITH_DAEMON = new Set(['create', 'restore', 'exec', 'run']);
 

@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   RUNTIMES,
@@ -23,7 +23,7 @@ import {
   type Runtime,
 } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
-import { exec, isAlive, makeTempDir, mountsUnder, signalPid, sleep, uniqueId, waitFor } from '../harness/util.js';
+import { exec, isAlive, listProcesses, makeTempDir, mountsUnder, signalPid, sleep, uniqueId, waitFor } from '../harness/util.js';
 import { watchEventsReady } from '../harness/events.js';
 import {
   FifoReader,
@@ -35,7 +35,9 @@ import {
   daemonsFor,
   makeBundle,
   runShim,
+  runcOptionsAny,
   shimSocket,
+  type TaskConn,
 } from '../fixtures/shim-by-hand.js';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Empty } from '../../protocol/gen/google/protobuf/empty.js';
@@ -273,5 +275,131 @@ describe('orphaned shim (by hand, CONTAINERD_SHIM_TS_ORPHAN_TIMEOUT=2)', () => {
     } finally {
       log.close();
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Runtime calls in flight when the daemon goes. The daemon starts runc create/exec without a parent-death
+// signal (no setpriv in front: 2-3 ms a call); what stands in for it: its orderly exit kills them, and
+// `delete` after a killed daemon kills what it left (shim/runtime/leftover-calls.ts). A slow runc wrapper
+// (sleeps before create/exec) holds the call in flight; the test then checks that it never went on.
+
+describe('runtime calls in flight when the daemon goes (ours, by hand)', () => {
+  const ns = uniqueId('infl');
+  let tmp: string;
+  let address: string;
+  let slowRunc: string;
+  const ids: string[] = [];
+  const sockets: string[] = [];
+  before(async () => {
+    tmp = await makeTempDir('infl-');
+    address = join(tmp, 'c.sock');
+    slowRunc = join(tmp, 'slow-runc');
+    // Notes each call before its pause and again when it goes on to the real runc.
+    await writeFile(
+      slowRunc,
+      [
+        '#!/bin/sh',
+        'for a; do case $a in create|exec) printf "%s\\n" "$a" >> "$0.before"; sleep 3; printf "%s\\n" "$a" >> "$0.after" ;; esac; done',
+        'exec runc "$@"',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+  });
+  after(async () => {
+    await cleanupByHand({ address, namespace: ns, tmp, ids, sockets });
+  });
+
+  const notes = async (which: 'before' | 'after'): Promise<string[]> => (await readFile(`${slowRunc}.${which}`, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  /** Processes whose argv carries this bundle's runc log (the daemon's runc calls, and the wrapper). */
+  const callsOf = async (bundle: string): Promise<number[]> =>
+    (await listProcesses()).filter((p) => p.argv.includes(join(bundle, 'log.json'))).map((p) => p.pid);
+  const runcHasState = async (id: string): Promise<boolean> => (await exec('runc', ['--root', join(RUNC_STATE_ROOT, ns), 'state', id], { allowFail: true })).code === 0;
+
+  async function startShim(args: string[]): Promise<{ id: string; bundle: string; pid: number; socket: string; conn: TaskConn }> {
+    const id = uniqueId('f');
+    ids.push(id);
+    const bundle = await makeBundle(tmp, id, { args });
+    const socket = shimSocket(address, ns, id);
+    sockets.push(socket);
+    const env = { ...process.env, TTRPC_ADDRESS: `${address}.ttrpc` };
+    const r = await runShim(['-namespace', ns, '-id', id, '-address', address, 'start'], { cwd: bundle, env });
+    assert.equal(r.code, 0, r.stderr);
+    const daemon = await waitFor(async () => (await daemonsFor(address)).find((p) => p.argv.includes(id)), 10_000, 'the daemon');
+    return { id, bundle, pid: daemon.pid, socket, conn: await connectTask(socket, ns) };
+  }
+
+  const createCall = (s: { id: string; bundle: string; conn: TaskConn }): Promise<string> =>
+    s.conn
+      .call('Create', api.CreateTaskRequest.fromPartial({ id: s.id, bundle: s.bundle, options: runcOptionsAny({ binaryName: slowRunc }) }), api.CreateTaskRequest, api.CreateTaskResponse)
+      .then(
+        () => 'created',
+        (e: Error) => e.message,
+      );
+
+  test('SIGKILL during `runc create`, then containerd\'s `delete`: the call is killed, no container is ever made', async () => {
+    await rm(`${slowRunc}.before`, { force: true });
+    await rm(`${slowRunc}.after`, { force: true });
+    const s = await startShim(['sleep', '600']);
+    const create = createCall(s);
+    await waitFor(async () => (await notes('before')).includes('create'), 20_000, 'runc create to be in flight');
+    signalPid(s.pid, 'SIGKILL');
+    await waitFor(async () => !(await isAlive(s.pid)), 10_000, 'the daemon to die');
+    s.conn.close();
+    await create;
+    assert.ok((await callsOf(s.bundle)).length > 0, 'the create was still in flight when the daemon died (test premise)');
+    const d = await runShim(['-namespace', ns, '-id', s.id, '-address', address, 'delete'], { cwd: s.bundle });
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(await callsOf(s.bundle), [], 'delete left a runtime call of the dead daemon running');
+    await sleep(4000); // past the wrapper's pause
+    assert.deepEqual(await notes('after'), [], 'the killed create went on');
+    assert.equal(await runcHasState(s.id), false, 'a runc container was made after the clean-up');
+    assert.equal(existsSync(s.socket), false, 'the dead daemon\'s socket is removed');
+  });
+
+  test('SIGTERM during `runc create`: the daemon kills the call as it exits', async () => {
+    await rm(`${slowRunc}.before`, { force: true });
+    await rm(`${slowRunc}.after`, { force: true });
+    const s = await startShim(['sleep', '600']);
+    const create = createCall(s);
+    await waitFor(async () => (await notes('before')).includes('create'), 20_000, 'runc create to be in flight');
+    signalPid(s.pid, 'SIGTERM');
+    await waitFor(async () => !(await isAlive(s.pid)), 20_000, 'the daemon to exit');
+    s.conn.close();
+    await create;
+    await waitFor(async () => (await callsOf(s.bundle)).length === 0, 5000, 'the runtime call to be gone');
+    await sleep(4000);
+    assert.deepEqual(await notes('after'), [], 'the create went on after the daemon exited');
+    assert.equal(await runcHasState(s.id), false, 'a runc container was made after the daemon exited');
+  });
+
+  test('SIGKILL during `runc exec`, then `delete`: the exec is killed with the container, its process never runs', async () => {
+    await rm(`${slowRunc}.before`, { force: true });
+    await rm(`${slowRunc}.after`, { force: true });
+    const s = await startShim(['sleep', '600']);
+    // The container made with the wrapper (its create pauses too), then an exec held in flight.
+    const init = await createAndStart(s.conn, s.id, s.bundle, { options: runcOptionsAny({ binaryName: slowRunc }) });
+    const spec = { args: ['sleep', '4321'], cwd: '/', env: ['PATH=/bin'], user: { uid: 0, gid: 0 } };
+    const execCall = s.conn
+      .call('Exec', api.ExecProcessRequest.fromPartial({ id: s.id, execId: 'x1', spec: { typeUrl: 'types.containerd.io/opencontainers/runtime-spec/1/Process', value: Buffer.from(JSON.stringify(spec)) } }), api.ExecProcessRequest, Empty)
+      .then(() => s.conn.call('Start', { id: s.id, execId: 'x1' }, api.StartRequest, api.StartResponse))
+      .then(
+        () => 'started',
+        (e: Error) => e.message,
+      );
+    await waitFor(async () => (await notes('before')).includes('exec'), 20_000, 'runc exec to be in flight');
+    signalPid(s.pid, 'SIGKILL');
+    await waitFor(async () => !(await isAlive(s.pid)), 10_000, 'the daemon to die');
+    s.conn.close();
+    await execCall;
+    const d = await runShim(['-namespace', ns, '-id', s.id, '-address', address, 'delete'], { cwd: s.bundle });
+    assert.equal(d.code, 0, d.stderr);
+    assert.deepEqual(await callsOf(s.bundle), [], 'delete left a runtime call of the dead daemon running');
+    await waitFor(async () => !(await isAlive(init)), 10_000, 'the container to be killed by delete');
+    await sleep(4000);
+    assert.ok(!(await notes('after')).includes('exec'), 'the killed exec went on');
+    assert.ok(!(await listProcesses()).some((p) => p.argv.join(' ') === 'sleep 4321'), 'the exec\'s process runs');
+    assert.equal(await runcHasState(s.id), false);
   });
 });

@@ -1,0 +1,90 @@
+/**
+ * Runtime calls a killed daemon left running. The daemon starts runc without a parent-death signal (setpriv in
+ * front of every create and exec cost 2-3 ms each), so when it is SIGKILLed mid-`runc create` that runc goes
+ * on and would create a container after containerd's clean-up (`delete`) ran. `delete` therefore kills, before
+ * its `runc delete --force`, every process whose arguments carry this container's runc log (`--log
+ * <bundle>/log.json`: only the daemon of this bundle runs runc with it), and their descendants (`runc init`,
+ * which waits for a parent that will never answer).
+ */
+import { readdir, readFile } from 'node:fs/promises';
+
+const WAIT_MS = 5000;
+const POLL_MS = 10;
+
+/** Pids of processes other than this one whose argv has `--log <logPath>` or `--log=<logPath>`. */
+export async function findRuntimeCalls(logPath: string): Promise<number[]> {
+  const found: number[] = [];
+  const names = await readdir('/proc').catch(() => [] as string[]);
+  await Promise.all(
+    names.map(async (name) => {
+      if (!/^[0-9]+$/.test(name)) return;
+      const pid = Number(name);
+      if (pid === process.pid) return;
+      const raw = await readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => '');
+      const argv = raw.split('\0');
+      const at = argv.indexOf('--log');
+      if ((at >= 0 && argv[at + 1] === logPath) || argv.includes(`--log=${logPath}`)) found.push(pid);
+    }),
+  );
+  return found;
+}
+
+/**
+ * Stops `pids` and, one generation after the other, every descendant of theirs (a stopped process cannot fork
+ * another, and its children are still listed as its own); returns them all, parents first.
+ */
+async function stopWithDescendants(pids: readonly number[]): Promise<number[]> {
+  const all: number[] = [];
+  const seen = new Set<number>();
+  const queue = [...pids];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    try {
+      process.kill(pid, 'SIGSTOP');
+    } catch {
+      continue; // gone
+    }
+    all.push(pid);
+    const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+    for (const tid of tasks) {
+      const children = await readFile(`/proc/${pid}/task/${tid}/children`, 'latin1').catch(() => '');
+      for (const c of children.split(' ')) if (/^[0-9]+$/.test(c)) queue.push(Number(c));
+    }
+  }
+  return all;
+}
+
+/** Gone, or a zombie (dead; its parent, no longer the daemon, collects it). */
+async function isDead(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '');
+  if (!stat) return true;
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
+}
+
+/**
+ * SIGKILLs the runtime calls of `logPath` and their descendants (all stopped and listed first: an orphan moves
+ * to another parent and could no longer be found), then waits until they are dead (bounded, 5 s). Returns
+ * the pids killed.
+ */
+export async function killRuntimeCalls(logPath: string): Promise<number[]> {
+  const calls = await findRuntimeCalls(logPath);
+  if (calls.length === 0) return [];
+  const victims = await stopWithDescendants(calls);
+  for (const pid of victims) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  const deadline = Date.now() + WAIT_MS;
+  let alive = victims;
+  while (alive.length > 0 && Date.now() < deadline) {
+    const dead = await Promise.all(alive.map(isDead));
+    alive = alive.filter((_, i) => !dead[i]);
+    if (alive.length > 0) await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  return victims;
+}
