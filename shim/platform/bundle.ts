@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Annotations that put containers into one shim, in the order the reference checks them. */
@@ -18,8 +18,9 @@ interface OciSpecSubset {
   linux?: { namespaces?: { type?: unknown; path?: unknown }[] };
 }
 
+/** Read synchronously: the bundle is containerd's local state (see task/bundle-files.ts). */
 export async function readBundleSpec(bundle: string): Promise<BundleSpec> {
-  const raw = await readFile(join(bundle, 'config.json'), 'utf8');
+  const raw = readFileSync(join(bundle, 'config.json'), 'utf8');
   const spec = JSON.parse(raw) as OciSpecSubset;
   const annotations: Record<string, string> = {};
   for (const [k, v] of Object.entries(spec.annotations ?? {})) if (typeof v === 'string') annotations[k] = v;

@@ -5,7 +5,7 @@
  * synchronously; they are only used for the rootfs.
  */
 import koffi from 'koffi';
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { ShimError, invalidArgument } from '../../protocol/errdefs.js';
 
 export interface MountSpec {
@@ -148,7 +148,7 @@ export function mountOne(m: MountSpec, target: string): void {
 
 /** Mounts every rootfs entry, in order, onto `<bundle>/rootfs` (created 0711 when missing). */
 export async function mountRootfs(mounts: readonly MountSpec[], rootfs: string): Promise<void> {
-  await mkdir(rootfs, { mode: 0o711, recursive: true });
+  mkdirSync(rootfs, { mode: 0o711, recursive: true }); // the bundle: local, as the mounts below
   let done = 0;
   try {
     for (const m of mounts) {

@@ -3,7 +3,7 @@
  * handled only after its Start settled, so /tasks/exec-started always precedes its /tasks/exit; no exec
  * starts once the init's exit has been seen; `settled()` lets the init's exit wait for every exec's exit.
  */
-import { rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ShimError, alreadyExists, failedPrecondition, notFound } from '../../protocol/errdefs.js';
@@ -186,7 +186,7 @@ export class ExecSet {
     await e.io?.close();
     e.status = 'deleted';
     this.execs.delete(e.id);
-    await rm(join(this.deps.bundle, `${e.id}.pid`), { force: true });
+    rmSync(join(this.deps.bundle, `${e.id}.pid`), { force: true }); // bundle-files.ts: local, a few bytes
     const exit = e.exit ?? { pid: e.pid, status: 0, exitedAt: GO_ZERO_TIME };
     if (!e.exit) e.markExited(exit);
     return exit;

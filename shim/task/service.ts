@@ -3,7 +3,7 @@
  * answer. There is no service-wide lock: containers are independent, so a slow Create (waiting up to 30 s
  * for a client's FIFO readers) never stalls calls for other containers of the same shim.
  */
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -66,8 +66,13 @@ export class TaskService {
     if (req.parentCheckpoint) validatePath('parent checkpoint', req.parentCheckpoint);
     if (this.shuttingDown) throw new ShimError('FailedPrecondition', 'shim is shutting down');
     if (this.containers.has(req.id) || this.creating.has(req.id)) throw alreadyExists(`container ${req.id}`);
-    const st = await stat(req.bundle).catch(() => undefined);
-    if (!st?.isDirectory()) throw invalidArgument(`bundle ${req.bundle} is not a directory`);
+    let isDir = false;
+    try {
+      isDir = statSync(req.bundle).isDirectory(); // the bundle: local state (bundle-files.ts)
+    } catch {
+      /* missing or unreadable: not a directory we can use */
+    }
+    if (!isDir) throw invalidArgument(`bundle ${req.bundle} is not a directory`);
     const options = optionsFromAny(req.options);
     this.creating.add(req.id);
     const log = this.deps.log.child({ container_id: req.id });
@@ -75,7 +80,7 @@ export class TaskService {
     const rootfs = join(req.bundle, 'rootfs');
     let mounted = false;
     try {
-      // Independent steps, side by side: each waits on the threadpool or the kernel.
+      // Independent steps (synchronous file work in the local bundle, the mounts).
       const [spec] = await Promise.all([
         readBundleSpec(req.bundle).catch((err: unknown) => {
           throw invalidArgument(`read OCI spec in ${req.bundle}: ${(err as Error).message}`, err);
