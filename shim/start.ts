@@ -4,7 +4,8 @@
  * fd 3, records the address in the bundle, and prints only the address.
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, readFile, rename, unlink, writeFile, open } from 'node:fs/promises';
+import { closeSync, chmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { ShimFlags } from './flags.js';
@@ -40,7 +41,7 @@ type Listen = { kind: 'new'; server: Server } | { kind: 'reuse' };
 
 /** Listen on the group's socket, or find the live shim already serving it; a stale file is replaced. */
 async function listenOrReuse(path: string): Promise<Listen> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   try {
     return { kind: 'new', server: await listenUnix(path) };
   } catch (err) {
@@ -51,26 +52,36 @@ async function listenOrReuse(path: string): Promise<Listen> {
   return { kind: 'new', server: await listenUnix(path) };
 }
 
+/*
+ * The start path's file work is synchronous: the bundle and the socket dir are containerd's local state, the
+ * rest is procfs and cgroupfs, and no call is being served yet. Through fs/promises it was a chain of ~20
+ * threadpool round trips (two thread wake-ups each) between a spare's take-over and its answer.
+ */
+
 /** Atomic write of the address file, as the reference: temp file, then rename. */
 export async function writeAddressFile(bundle: string, address: string): Promise<void> {
   const tmp = join(bundle, '.address');
-  await unlink(tmp).catch(() => undefined);
-  const fh = await open(tmp, 'wx', 0o666);
   try {
-    await fh.writeFile(address);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    unlinkSync(tmp);
+  } catch {
+    /* none left over */
   }
-  await rename(tmp, join(bundle, 'address'));
+  const fd = openSync(tmp, 'wx', 0o666);
+  try {
+    writeSync(fd, address);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, join(bundle, 'address'));
 }
 
 /** Daemon OOM score = containerd's + 1 (clamped), so the kernel prefers killing the shim over containerd. */
 async function adjustOomScore(daemonPid: number, containerdPid = process.ppid): Promise<void> {
   try {
-    const parent = parseInt(await readFile(`/proc/${containerdPid}/oom_score_adj`, 'utf8'), 10);
+    const parent = parseInt(readFileSync(`/proc/${containerdPid}/oom_score_adj`, 'utf8'), 10);
     const score = Math.max(-1000, Math.min(1000, (Number.isFinite(parent) ? parent : 0) + 1));
-    await writeFile(`/proc/${daemonPid}/oom_score_adj`, String(score));
+    writeFileSync(`/proc/${daemonPid}/oom_score_adj`, String(score));
   } catch (err) {
     // The reference ignores permission errors (rootless, user namespaces).
     const code = (err as NodeJS.ErrnoException).code;
@@ -104,7 +115,7 @@ export async function runStart(flags: ShimFlags): Promise<StartResult> {
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
   let daemonPid: number | undefined;
   try {
-    await chmod(path, 0o600);
+    chmodSync(path, 0o600);
     await writeAddressFile(bundle, address);
     const daemonArgs = ['-namespace', flags.namespace, '-id', flags.id, '-address', flags.address];
     if (flags.debug) daemonArgs.push('-debug');
@@ -164,11 +175,12 @@ export interface StartCall {
 export async function groupSocket(call: StartCall): Promise<{ address: string; path: string; live: boolean }> {
   // The socket directory does not depend on the group: made while the spec is read.
   const dir = dirname(socketPath(socketAddress(call.flags.address, call.flags.namespace, call.flags.id))!);
-  const [spec] = await Promise.all([readBundleSpec(call.bundle), mkdir(dir, { recursive: true, mode: 0o700 })]);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const spec = await readBundleSpec(call.bundle);
   const group = groupKey(call.flags.id, spec.annotations, call.env);
   const address = socketAddress(call.flags.address, call.flags.namespace, group);
   const path = socketPath(address)!;
-  if (dirname(path) !== dir) await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  if (dirname(path) !== dir) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   return { address, path, live: await isSocketLive(path, 5000) };
 }
 
@@ -207,10 +219,9 @@ export async function becomeDaemon(call: StartCall, socket: { address: string; p
       await unlink(socket.path).catch(() => undefined);
       await daemon.listen({ path: socket.path });
     }
-    // Independent of each other; each is a few file operations on the threadpool.
+    chmodSync(socket.path, 0o600);
     const [version] = await Promise.all([
       taskApiVersion(call.flags.publishBinary, call.env),
-      chmod(socket.path, 0o600),
       writeAddressFile(call.bundle, socket.address),
       options.shimCgroup ? joinCgroup(process.pid, options.shimCgroup) : undefined,
       adjustOomScore(process.pid, call.containerdPid > 0 ? call.containerdPid : process.ppid),

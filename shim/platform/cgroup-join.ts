@@ -1,4 +1,5 @@
-import { readFile, readdir, writeFile, stat } from 'node:fs/promises';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { readdir, writeFile, stat } from 'node:fs/promises';
 import { cgroupDir, parseCgroupMounts, parseProcCgroup } from './cgroup-paths.js';
 import { join } from 'node:path';
 
@@ -35,10 +36,12 @@ export async function joinCgroup(pid: number, cgroupPath: string, root = '/sys/f
  * Best effort per hierarchy (a cgroup may be gone or not writable); returns the hierarchies not joined.
  */
 export async function joinCgroupsOf(pid: number, other: number): Promise<string[]> {
-  const [theirs, ours] = await Promise.all([readFile(`/proc/${other}/cgroup`, 'utf8'), readFile(`/proc/${pid}/cgroup`, 'utf8')]);
+  // procfs and cgroupfs, read and written synchronously (memory-backed; a spare's take-over, no call served yet).
+  const theirs = readFileSync(`/proc/${other}/cgroup`, 'utf8');
+  const ours = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
   // Usually so (a spare waits in containerd's cgroups): moving costs a write per v1 hierarchy.
   if (theirs === ours) return [];
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
   const wanted = parseProcCgroup(theirs);
   const mounts = parseCgroupMounts(mountinfo);
   const dirs = new Set<string>();
@@ -55,7 +58,11 @@ export async function joinCgroupsOf(pid: number, other: number): Promise<string[
   }
   const failed: string[] = [];
   for (const dir of dirs) {
-    await writeFile(join(dir, 'cgroup.procs'), String(pid)).catch(() => failed.push(dir));
+    try {
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    } catch {
+      failed.push(dir);
+    }
   }
   return failed;
 }

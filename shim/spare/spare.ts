@@ -12,10 +12,10 @@
  * without taking a container (default 600), on SIGTERM, or when another spare of the build is alive.
  */
 import type { IdleTrimmer } from '../idle-trim.js';
-import { constants, open as openCb } from 'node:fs';
+import { closeSync, constants, open as openCb, openSync, readFileSync, unlinkSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { promisify } from 'node:util';
-import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { mkdir, stat, unlink } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { parseFlags, type ShimFlags } from '../flags.js';
@@ -161,7 +161,7 @@ class Spare {
       const flags = parseFlags(start.args);
       if (!flags.namespace) throw new Error('no namespace');
       // The wrapper saved its stdin (the runtime options) there; it is still there if we refuse.
-      const options = await readFile(join(start.cwd, START_OPTIONS_FILE));
+      const options = readFileSync(join(start.cwd, START_OPTIONS_FILE)); // the bundle: local (start.ts)
       decodeRuntimeOptions(options); // undecodable: Node's start says so, with the exit status containerd expects
       call = {
         flags,
@@ -189,7 +189,11 @@ class Spare {
     // signals are the daemon's to handle (a graceful exit), not the spare's.
     if (this.watchTimer) clearInterval(this.watchTimer);
     for (const sig of SPARE_SIGNALS) process.off(sig, this.onSignal);
-    await unlink(this.fifo).catch(() => undefined);
+    try {
+      unlinkSync(this.fifo);
+    } catch {
+      /* gone already */
+    }
     setTimeout(() => this.reader?.destroy(), REFUSE_LATE_MS).unref();
     process.chdir(start.cwd);
     replaceEnvironment(start.env);
@@ -211,7 +215,7 @@ class Spare {
   private async answer(start: StartProcess, address: string): Promise<void> {
     this.answered = false;
     try {
-      await (await open(join(start.cwd, answerClaim(start.pid)), 'wx', 0o600)).close();
+      closeSync(openSync(join(start.cwd, answerClaim(start.pid)), 'wx', 0o600));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
       throw err;

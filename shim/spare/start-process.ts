@@ -3,8 +3,7 @@
  * line, environment, cwd (the bundle) and parent (containerd). Its stdout (containerd's pipe for the answer)
  * is opened through /proc/<pid>/fd/1.
  */
-import { constants, readFileSync, readlinkSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, constants, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
 
 export interface StartProcess {
@@ -49,10 +48,12 @@ export function readStartProcess(pid: number): StartProcess {
 
 /** Writes `data` to the requester's stdout (containerd's pipe) through a descriptor of our own. */
 export async function writeStdoutOf(pid: number, data: string): Promise<void> {
-  const fh = await open(`/proc/${pid}/fd/1`, constants.O_WRONLY);
+  // Non-blocking: the pipe containerd reads (an open for writing would wait for a reader that is gone, ENXIO
+  // instead); the answer is far below PIPE_BUF, so the write goes in whole into the empty pipe.
+  const fd = openSync(`/proc/${pid}/fd/1`, constants.O_WRONLY | constants.O_NONBLOCK);
   try {
-    await fh.write(data);
+    writeSync(fd, data);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
