@@ -24,18 +24,20 @@ function openLogFifo(bundle: string): number | undefined {
   return undefined;
 }
 
+/** The daemon logger's pino options (also used by a spare's warm-up, spare/warm-up.ts). */
+export function daemonLoggerOptions(opts: { namespace: string; id: string; debug: boolean }): pino.LoggerOptions {
+  return {
+    level: opts.debug ? 'debug' : 'info',
+    base: { runtime: RUNTIME_NAME, namespace: opts.namespace, shim_pid: process.pid, shim_id: opts.id },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+}
+
 /** `fd`: a log FIFO already open (an in-place upgrade hands it over); else the bundle's is opened. */
 export function createDaemonLogger(opts: { bundle: string; namespace: string; id: string; debug: boolean; fd?: number }): Logger {
   const fd = opts.fd !== undefined && opts.fd >= 0 ? opts.fd : (openLogFifo(opts.bundle) ?? 2);
   const dest = new FifoLogDestination(fd, MAX_BUFFERED_LOG_BYTES);
-  const log = pino(
-    {
-      level: opts.debug ? 'debug' : 'info',
-      base: { runtime: RUNTIME_NAME, namespace: opts.namespace, shim_pid: process.pid, shim_id: opts.id },
-      timestamp: pino.stdTimeFunctions.isoTime,
-    },
-    dest,
-  );
+  const log = pino(daemonLoggerOptions(opts), dest);
   const timer = setInterval(() => {
     const dropped = dest.takeDropped();
     if (dropped > 0) log.warn({ dropped }, 'log lines dropped: containerd is not reading the shim log');

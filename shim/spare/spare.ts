@@ -21,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { parseFlags, type ShimFlags } from '../flags.js';
 import { decodeRuntimeOptions } from '../runtime/options.js';
 import { joinCgroupsOf } from '../platform/cgroup-join.js';
+import { warmUp } from './warm-up.js';
 import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../start.js';
 import { listSpares, spareBootingPath, spareFifoPath } from './spare-files.js';
 import { readStartProcess, writeStdoutOf, type StartProcess } from './start-process.js';
@@ -112,6 +113,12 @@ class Spare {
     this.watchTimer = setInterval(() => void this.watch(idleMs), WATCH_INTERVAL_MS);
     // Boot's garbage goes before the spare settles down to wait (and before a container inherits it); then it
     // only waits, at normal priority, so that a start is answered at once on a busy host too.
+    // Compiled now, not on a start's time (warm-up.ts); a failure there costs nothing but that.
+    try {
+      warmUp();
+    } catch {
+      /* nothing is lost but the warm-up */
+    }
     const { IdleTrimmer } = await import('../idle-trim.js');
     this.trimmer = IdleTrimmer.fromEnv(process.env);
     this.settleTimer = setTimeout(() => {
