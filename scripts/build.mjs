@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
-import { SHIM_V8_FLAGS, commonOptions, koffiFrom, koffiNativePath, newBuildId, pkg, root, trimPino } from './shim-bundle.mjs';
+import { commonOptions, koffiFrom, koffiNativePath, newBuildId, pkg, root, trimPino } from './shim-bundle.mjs';
 
 // SHIM_TS_DIST=<dir>: only the shim's script form, into <dir> (tests make other builds this way: the in-place
 // upgrade's e2e), with SHIM_TS_VERSION as its version and, with SHIM_TS_BROKEN_RESUME=1, a resume that exits.
@@ -65,7 +65,7 @@ for (const e of entries) {
 // The loader runs shim.js through a V8 code cache; produce the cache by running the shim once (-v, and a
 // start that fails early) with the same V8 flags as the wrapper below, since V8 rejects caches built with
 // other flags.
-const V8_FLAGS = ['--v8-pool-size=1', ...SHIM_V8_FLAGS];
+const V8_FLAGS = ['--v8-pool-size=1']; // the daemons' V8 flags are set at run time (shim/heap.ts)
 copyFileSync(join(root, 'scripts', 'loader.cjs'), join(dist, 'containerd-shim-ts-v2.cjs'));
 rmSync(join(dist, 'shim.js.cache'), { force: true });
 {

@@ -56,8 +56,8 @@ export function koffiFrom(module) {
 }
 
 /**
- * V8 flags of every shim process (both forms: node's command line in the wrapper, set by the single
- * executable's entry before it compiles the shim). --no-sparkplug and a 4x interrupt budget: what a daemon
+ * V8 flags of a daemon, set at run time once it serves (shim/heap.ts applyDaemonV8Flags; on node's command
+ * line they would make V8 reject Node's built-in code cache). --no-sparkplug and a 4x interrupt budget: what a daemon
  * runs once per call (ttrpc, protobuf, the task service) stays interpreted longer instead of being compiled
  * into baseline and optimized code that stays in the heap: 1000 exec cycles grew the daemon by 4.6 instead of
  * 6.9 MiB PSS (2.6 instead of 4.9 anonymous), exec latency unchanged (1.03x the reference in both runs);

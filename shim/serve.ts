@@ -8,7 +8,7 @@ import { TtrpcServer, type ListenTarget } from '../protocol/ttrpc/server.js';
 import { Reaper } from '../reaper/reaper.js';
 import { EventPublisher } from './events/publisher.js';
 import type { ShimFlags } from './flags.js';
-import { holdYoungGeneration } from './heap.js';
+import { applyDaemonV8Flags, holdYoungGeneration } from './heap.js';
 import { IdleTrimmer } from './idle-trim.js';
 import { createDaemonLogger, flushLogger } from './log.js';
 import { socketPath } from './platform/socket-address.js';
@@ -155,6 +155,7 @@ export function prepareDaemon(flags: ShimFlags, resume?: DaemonHandoff): Prepare
         }, 2000).unref();
       }
       holdYoungGeneration();
+      applyDaemonV8Flags();
       trimmer.poke(); // start-up's garbage goes once the first calls are done
       // Orphan rule: checked periodically rather than with per-event timers; cheap and never early.
       const orphanAfter = orphanTimeoutMs(process.env);

@@ -7,7 +7,6 @@
 import { writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { getRawAsset } from 'node:sea';
-import { setFlagsFromString } from 'node:v8';
 import { Script } from 'node:vm';
 import { fastDelete } from './fast-delete.js';
 import { startThroughSpare } from './spare-handoff.js';
@@ -30,14 +29,8 @@ function asset(key: string): Buffer | undefined {
   }
 }
 
-/** scripts/shim-bundle.mjs SHIM_V8_FLAGS: what the script form passes on node's command line. */
-declare const __SHIM_V8_FLAGS__: readonly string[] | undefined;
-
 /** Runs the bundled shim as a CommonJS module; it reads process.argv itself. */
 function runShim(): void {
-  // Before the shim is compiled, in this run and in the one that writes the code cache alike (V8 checks
-  // that the flags match when it takes the cache). NODE_OPTIONS does not accept these V8 flags.
-  for (const flag of typeof __SHIM_V8_FLAGS__ === 'undefined' ? [] : __SHIM_V8_FLAGS__) setFlagsFromString(flag);
   const source = asset('shim.js')!.toString('latin1'); // esbuild output is ASCII
   const writeCacheTo = process.env[WRITE_CACHE_ENV];
   delete process.env[WRITE_CACHE_ENV];

@@ -22,6 +22,7 @@ import { parseFlags, type ShimFlags } from '../flags.js';
 import { decodeRuntimeOptions } from '../runtime/options.js';
 import { joinCgroupsOf } from '../platform/cgroup-join.js';
 import { warmUp } from './warm-up.js';
+import { applyDaemonV8Flags } from '../heap.js';
 import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../start.js';
 import { listSpares, spareBootingPath, spareFifoPath } from './spare-files.js';
 import { readStartProcess, writeStdoutOf, type StartProcess } from './start-process.js';
@@ -122,6 +123,7 @@ class Spare {
     const { IdleTrimmer } = await import('../idle-trim.js');
     this.trimmer = IdleTrimmer.fromEnv(process.env);
     this.settleTimer = setTimeout(() => {
+      applyDaemonV8Flags(); // after the boot and the warm-up, as a daemon sets them once serving (heap.ts)
       this.trimmer?.trimNow();
       sched.foreground();
     }, SETTLE_MS);
