@@ -7,6 +7,7 @@
  * which waits for a parent that will never answer).
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { processState } from '../../reaper/children.js';
 
 // Synchronous /proc reads: this runs in the short-lived `delete` process, never in the daemon, and a few
 // hundred procfs reads through the threadpool took ~20 ms more than read directly.
@@ -69,10 +70,8 @@ function stopWithDescendants(pids: readonly number[]): number[] {
 
 /** Gone, or a zombie (dead; its parent, no longer the daemon, collects it). */
 function isDead(pid: number): boolean {
-  const stat = read(`/proc/${pid}/stat`);
-  if (!stat) return true;
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state === 'Z' || state === 'X';
+  const state = processState(pid);
+  return state === undefined || state === 'Z' || state === 'X';
 }
 
 /**

@@ -3,15 +3,13 @@
  * first calls go through is compiled before a start comes, not on the start's time: V8 compiles a function
  * the first time it runs, and a fresh daemon's first Create paid for that (a CPU profile of a spare's
  * take-over: ~1 ms loading node:cluster, which net.Server.listen requires on first use; ~1.7 ms creating the
- * daemon logger). Pure code only, on throwaway data: the logger writes to /dev/null, codecs round-trip
- * empty messages.
+ * daemon logger). Pure code only, on throwaway data: the logger writes nowhere, codecs round-trip empty
+ * messages.
  */
-import { closeSync, openSync } from 'node:fs';
 // net.Server.listen requires node:cluster on first use; loaded with this module (a spare's), not on a start's time.
 // (A dynamic import() cannot do it: the shim runs in a vm.Script, which has no dynamic import.)
 import cluster from 'node:cluster';
 import pino from 'pino';
-import { FifoLogDestination } from '../log-destination.js';
 import { daemonLoggerOptions } from '../log.js';
 import * as api from '../../protocol/gen/containerd/runtime/v2/task/shim.js';
 import { Envelope, ForwardRequest } from '../../protocol/gen/containerd/api/services/ttrpc/events/v1/events.js';
@@ -28,16 +26,11 @@ interface Codec<T> {
 
 export function warmUp(): void {
   void cluster.isPrimary;
-  const fd = openSync('/dev/null', 'w');
-  try {
-    const log = pino(daemonLoggerOptions({ namespace: 'warm-up', id: 'warm-up', debug: false }), new FifoLogDestination(fd, 1 << 16));
-    const child = log.child({ container_id: 'warm-up' }).child({ exec_id: 'warm-up' });
-    child.info({ pid: 1 }, 'warm-up');
-    child.debug('warm-up');
-    (log as unknown as { flush?: () => void }).flush?.();
-  } finally {
-    closeSync(fd);
-  }
+  // A destination that drops the lines: no fd (an asynchronous write to a closed, reused fd would land elsewhere).
+  const log = pino(daemonLoggerOptions({ namespace: 'warm-up', id: 'warm-up', debug: false }), { write: () => undefined });
+  const child = log.child({ container_id: 'warm-up' }).child({ exec_id: 'warm-up' });
+  child.info({ pid: 1 }, 'warm-up');
+  child.debug('warm-up');
   const codecs: Codec<unknown>[] = [
     api.CreateTaskRequest, api.CreateTaskResponse, api.StartRequest, api.StartResponse, api.StateRequest, api.StateResponse,
     api.DeleteRequest, api.DeleteResponse, api.WaitRequest, api.WaitResponse, api.KillRequest, api.ExecProcessRequest,

@@ -330,24 +330,28 @@ describe('runtime calls in flight when the daemon goes (ours, by hand)', () => {
     return { id, bundle, pid: daemon.pid, socket, conn: await connectTask(socket, ns) };
   }
 
-  const createCall = (s: { id: string; bundle: string; conn: TaskConn }): Promise<string> =>
-    s.conn
-      .call('Create', api.CreateTaskRequest.fromPartial({ id: s.id, bundle: s.bundle, options: runcOptionsAny({ binaryName: slowRunc }) }), api.CreateTaskRequest, api.CreateTaskResponse)
-      .then(
-        () => 'created',
-        (e: Error) => e.message,
-      );
-
-  test('SIGKILL during `runc create`, then containerd\'s `delete`: the call is killed, no container is ever made', async () => {
+  const clearNotes = async (): Promise<void> => {
     await rm(`${slowRunc}.before`, { force: true });
     await rm(`${slowRunc}.after`, { force: true });
+  };
+
+  /** A daemon whose Create is held in the slow wrapper's `runc create` when `sig` reaches it; once it is gone. */
+  async function signalDuringCreate(sig: 'SIGKILL' | 'SIGTERM', exitTimeoutMs: number): Promise<Awaited<ReturnType<typeof startShim>>> {
+    await clearNotes();
     const s = await startShim(['sleep', '600']);
-    const create = createCall(s);
+    const create = s.conn
+      .call('Create', api.CreateTaskRequest.fromPartial({ id: s.id, bundle: s.bundle, options: runcOptionsAny({ binaryName: slowRunc }) }), api.CreateTaskRequest, api.CreateTaskResponse)
+      .catch(() => undefined); // cut off with the daemon
     await waitFor(async () => (await notes('before')).includes('create'), 20_000, 'runc create to be in flight');
-    signalPid(s.pid, 'SIGKILL');
-    await waitFor(async () => !(await isAlive(s.pid)), 10_000, 'the daemon to die');
+    signalPid(s.pid, sig);
+    await waitFor(async () => !(await isAlive(s.pid)), exitTimeoutMs, `the daemon to go on ${sig}`);
     s.conn.close();
     await create;
+    return s;
+  }
+
+  test('SIGKILL during `runc create`, then containerd\'s `delete`: the call is killed, no container is ever made', async () => {
+    const s = await signalDuringCreate('SIGKILL', 10_000);
     assert.ok((await callsOf(s.bundle)).length > 0, 'the create was still in flight when the daemon died (test premise)');
     const d = await runShim(['-namespace', ns, '-id', s.id, '-address', address, 'delete'], { cwd: s.bundle });
     assert.equal(d.code, 0, d.stderr);
@@ -359,15 +363,7 @@ describe('runtime calls in flight when the daemon goes (ours, by hand)', () => {
   });
 
   test('SIGTERM during `runc create`: the daemon kills the call as it exits', async () => {
-    await rm(`${slowRunc}.before`, { force: true });
-    await rm(`${slowRunc}.after`, { force: true });
-    const s = await startShim(['sleep', '600']);
-    const create = createCall(s);
-    await waitFor(async () => (await notes('before')).includes('create'), 20_000, 'runc create to be in flight');
-    signalPid(s.pid, 'SIGTERM');
-    await waitFor(async () => !(await isAlive(s.pid)), 20_000, 'the daemon to exit');
-    s.conn.close();
-    await create;
+    const s = await signalDuringCreate('SIGTERM', 20_000);
     await waitFor(async () => (await callsOf(s.bundle)).length === 0, 5000, 'the runtime call to be gone');
     await sleep(4000);
     assert.deepEqual(await notes('after'), [], 'the create went on after the daemon exited');
@@ -375,8 +371,7 @@ describe('runtime calls in flight when the daemon goes (ours, by hand)', () => {
   });
 
   test('SIGKILL during `runc exec`, then `delete`: the exec is killed with the container, its process never runs', async () => {
-    await rm(`${slowRunc}.before`, { force: true });
-    await rm(`${slowRunc}.after`, { force: true });
+    await clearNotes();
     const s = await startShim(['sleep', '600']);
     // The container made with the wrapper (its create pauses too), then an exec held in flight.
     const init = await createAndStart(s.conn, s.id, s.bundle, { options: runcOptionsAny({ binaryName: slowRunc }) });
