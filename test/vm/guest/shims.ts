@@ -43,11 +43,16 @@ async function cgroupOf(pid: number): Promise<string> {
   return line.slice(3);
 }
 
-async function removeTask(cd: Containerd, id: string): Promise<void> {
-  await cd.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], { allowFail: true });
-  await waitFor(async () => !(await listTasks(cd)).some((t) => t.id === id && t.status !== 'STOPPED'), SLOW, `${id} stopped`).catch(() => undefined);
-  await cd.ctr(['task', 'rm', '-f', id], { allowFail: true, timeoutMs: SLOW });
-  await cd.ctr(['container', 'rm', id], { allowFail: true, timeoutMs: SLOW });
+/**
+ * Clean-up, best effort: a step that times out is reported, not thrown, so that it never hides the error of
+ * the test it cleans up after (a `finally` that throws replaces it).
+ */
+async function removeTask(cd: Containerd, id: string, report: (msg: string) => void = () => undefined): Promise<void> {
+  const step = (args: string[]) => cd.ctr(args, { allowFail: true, timeoutMs: SLOW }).catch((err: unknown) => report(`clean-up of ${id}: ${(err as Error).message.split('\n')[0]}`));
+  await step(['task', 'kill', '-a', '-s', 'SIGKILL', id]);
+  await waitFor(async () => !(await listTasks(cd)).some((t) => t.id === id && t.status !== 'STOPPED'), SLOW, `${id} stopped`).catch(() => report(`clean-up of ${id}: still not stopped after SIGKILL`));
+  await step(['task', 'rm', '-f', id]);
+  await step(['container', 'rm', id]);
 }
 
 for (const version of selectedVersions()) describe(`containerd ${version} in the test VM: both shims as io.containerd.runc.v2`, { skip: pureV2 ? false : 'needs a pure cgroup v2 host (the test VM)', timeout: 30 * 60_000 }, () => {
@@ -181,8 +186,8 @@ for (const version of selectedVersions()) describe(`containerd ${version} in the
         if (side === 'ts') assert.ok((await cd.shimProcesses()).some((p) => p.argv.some((a) => a.includes('containerd-shim-ts-v2'))), 'our binary serves the restored task');
       } finally {
         events.stop();
-        await removeTask(cd, id);
-        await removeTask(cd, restored);
+        await removeTask(cd, id, (m) => t.diagnostic(m));
+        await removeTask(cd, restored, (m) => t.diagnostic(m));
         await cd.ctr(['image', 'rm', ref], { allowFail: true });
       }
     });
