@@ -66,6 +66,9 @@ for (const e of entries) {
 // start that fails early) with the same V8 flags as the wrapper below, since V8 rejects caches built with
 // other flags.
 const V8_FLAGS = ['--v8-pool-size=1']; // the daemons' V8 flags are set at run time (shim/heap.ts)
+// A spare forks the daemons (shim/spare/fork.ts SPARE_FORK_V8_FLAG): V8 must not need its worker thread, which
+// a fork does not copy. Its boot pays for the code cache V8 then rejects, off any start's path.
+const SPARE_V8_FLAGS = ['--single-threaded'];
 copyFileSync(join(root, 'scripts', 'loader.cjs'), join(dist, 'containerd-shim-ts-v2.cjs'));
 rmSync(join(dist, 'shim.js.cache'), { force: true });
 {
@@ -80,11 +83,13 @@ rmSync(join(dist, 'shim.js.cache'), { force: true });
 const wrapper = readFileSync(join(root, 'scripts', 'shim-wrapper.sh'), 'utf8')
   .replace('@PRELUDE@', readFileSync(join(root, 'scripts', 'wrapper-prelude-script.sh'), 'utf8').trimEnd())
   .replaceAll('@RUN@', '"$node" @FLAGS@ "$js"')
+  .replaceAll('@RUN_SPARE@', '"$node" @FLAGS@ @SPARE_FLAGS@ "$js"')
   .replaceAll('@VERSION@', version)
   .replaceAll('@BUILD@', BUILD_ID)
   .replaceAll('@NODE@', process.execPath)
   .replaceAll('@DIST@', dist)
-  .replaceAll('@FLAGS@', V8_FLAGS.join(' '));
+  .replaceAll('@FLAGS@', V8_FLAGS.join(' '))
+  .replaceAll('@SPARE_FLAGS@', SPARE_V8_FLAGS.join(' '));
 for (const bad of ["'", '@']) {
   if ([process.execPath, dist].some((p) => p.includes(bad))) throw new Error(`build: path with ${bad} cannot go into the wrapper`);
 }

@@ -102,6 +102,7 @@ renameSync(exe, elf);
   const template = readFileSync(join(root, 'scripts', 'shim-wrapper.sh'), 'utf8')
     .replace('@PRELUDE@', readFileSync(join(root, 'scripts', 'wrapper-prelude-sea.sh'), 'utf8').trimEnd())
     .replaceAll('@RUN@', '"$sea"')
+    .replaceAll('@RUN_SPARE@', '"$sea"') // no V8 flags for a single executable: its spares do not fork
     .replaceAll('@VERSION@', pkg.version)
     .replaceAll('@BUILD@', buildId)
     .replaceAll('@PAYLOAD_SIZE@', String(payload.length));

@@ -134,7 +134,8 @@ wait_spare() {
 # After a start: make sure a spare waits for the next one. Started from here, not by a daemon, so that it is
 # nobody's child once we exit (as any daemon a start leaves behind); at idle priority (SCHED_IDLE where chrt
 # exists, and nice 19), so that Node's start-up does not compete with the container being created (shim/platform/
-# sched.ts). One at a time: <build>.booting holds the booting spare's pid.
+# sched.ts). One at a time: <build>.booting holds the booting spare's pid. Its V8 runs single-threaded, so that
+# it can fork each start's daemon (shim/spare/fork.ts).
 # Not by default under CONTAINERD_SHIM_TS_GROUP (shim/spare/spare-files.ts keepsSpare says why); =1 keeps one.
 spawn_spare() {
   if [ -n "${CONTAINERD_SHIM_TS_SPARE:-}" ]; then
@@ -157,7 +158,7 @@ spawn_spare() {
   (set -C && : >"$booting") 2>/dev/null || return 0
   idle=''
   ! command -v chrt >/dev/null 2>&1 || idle='chrt --idle 0'
-  (cd / && $idle nice -n 19 @RUN@ spare "                                                                                                                                                                                                        " </dev/null >/dev/null 2>&1 &
+  (cd / && $idle nice -n 19 @RUN_SPARE@ spare "                                                                                                                                                                                                        " </dev/null >/dev/null 2>&1 &
     echo $! >"$booting")
 }
 

@@ -22,6 +22,7 @@ import { parseFlags, type ShimFlags } from '../flags.js';
 import { decodeRuntimeOptions } from '../runtime/options.js';
 import { joinCgroupsOf } from '../platform/cgroup-join.js';
 import { warmUp } from './warm-up.js';
+import { canForkDaemons, forkDaemon, prepareFork } from './fork.js';
 import { applyDaemonV8Flags } from '../heap.js';
 import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../start.js';
 import { listSpares, spareBootingPath, spareFifoPath } from './spare-files.js';
@@ -80,6 +81,8 @@ class Spare {
   private watchTimer: NodeJS.Timeout | undefined;
   private trimmer: IdleTrimmer | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
+  /** Whether each start gets a daemon forked off this spare (fork.ts), the spare staying a spare. */
+  private readonly forks = canForkDaemons();
 
   async run(): Promise<void> {
     this.scriptStat = await fileId(selfPath());
@@ -90,6 +93,7 @@ class Spare {
     // What the spare is for: the daemon's modules evaluated and koffi bound before any start comes.
     await import('../serve.js');
     (await import('../../reaper/sys.js')).isSubreaper();
+    if (this.forks) prepareFork();
 
     await mkdir(dirname(this.fifo), { recursive: true, mode: 0o700 });
     (await import('../../io/sys.js')).mkfifo(this.fifo, 0o600);
@@ -156,12 +160,10 @@ class Spare {
   /** Serves the start of `pid`, or answers it the live daemon of its group and stays a spare. */
   private async take(pid: number): Promise<void> {
     this.taken = true;
-    // Not settled yet: no GC pause in the start's path (the daemon trims once it is quiet), and a start waits
-    // on us now, which idle priority would starve on a busy host. A daemon has the priority of the start that
-    // ran it (that of the start's process, 0 when it is gone already).
-    clearTimeout(this.settleTimer);
-    this.trimmer?.stop();
-    sched.foreground(priorityOf(pid));
+    // A start waits on us now, which idle priority would starve on a busy host (a forking spare settles later
+    // if it has not yet, and the daemon takes the start's priority below).
+    if (this.forks) sched.foreground();
+    else this.stopSpareWork(pid);
     let start: StartProcess;
     let call: StartCall;
     let socket: Awaited<ReturnType<typeof groupSocket>>;
@@ -194,16 +196,37 @@ class Spare {
       this.taken = false;
       return;
     }
-    // From here on this process is that container's daemon; the FIFO is not offered to anyone else, and
-    // signals are the daemon's to handle (a graceful exit), not the spare's.
+    if (this.forks) {
+      try {
+        if (forkDaemon() === 'spare') {
+          // The daemon is on its way (it answers the start itself): wait for the next start.
+          this.taken = false;
+          this.idleSince = Date.now();
+          return;
+        }
+      } catch {
+        signal(pid, 'SIGUSR2'); // no daemon came of it: the wrapper starts Node
+        this.taken = false;
+        return;
+      }
+      // The forked daemon: the FIFO, its timers and signals are the spare's, which goes on; closed before the
+      // loop runs again, so that no request meant for the spare is read here.
+      this.reader?.destroy();
+      this.reader = undefined;
+      this.stopSpareWork(pid);
+      (await import('../platform/detach.js')).leadOwnProcessGroup();
+    } else {
+      // From here on this process is that container's daemon; the FIFO is not offered to anyone else.
+      try {
+        unlinkSync(this.fifo);
+      } catch {
+        /* gone already */
+      }
+      setTimeout(() => this.reader?.destroy(), REFUSE_LATE_MS).unref();
+    }
+    // Signals are the daemon's to handle (a graceful exit), not the spare's.
     if (this.watchTimer) clearInterval(this.watchTimer);
     for (const sig of SPARE_SIGNALS) process.off(sig, this.onSignal);
-    try {
-      unlinkSync(this.fifo);
-    } catch {
-      /* gone already */
-    }
-    setTimeout(() => this.reader?.destroy(), REFUSE_LATE_MS).unref();
     process.chdir(start.cwd);
     replaceEnvironment(start.env);
     await joinCgroupsOf(process.pid, pid).catch(() => undefined);
@@ -214,6 +237,17 @@ class Spare {
       if (this.answered) signal(pid, 'SIGUSR1');
     });
     if (result !== 'serving') process.exit(0);
+  }
+
+  /**
+   * What a spare does while it waits, stopped in the process that becomes a daemon: no settling (no GC pause in
+   * the start's path: the daemon trims once it is quiet), no trimming; and it takes the priority of the start
+   * that ran it (that of the start's process, 0 when it is gone already).
+   */
+  private stopSpareWork(startPid: number): void {
+    clearTimeout(this.settleTimer);
+    this.trimmer?.stop();
+    sched.foreground(priorityOf(startPid));
   }
 
   /**

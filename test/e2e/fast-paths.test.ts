@@ -217,59 +217,99 @@ describe('start through a warm spare daemon', () => {
     await waitFor(async () => !(await isAlive(pid)), 20_000, `daemon ${pid} exits after Shutdown`);
   }
 
-  test('a spare takes the start: same answer, the start\'s cwd, cgroups, OOM score and a daemon\'s title', TIMEOUT, async () => {
-    const build = await buildId();
-    const id0 = uniqueId('sp0');
-    const id1 = uniqueId('sp1');
-    const [b0, b1] = [await bundle(id0), await bundle(id1)];
-    // In a socket dir of its own, so that no other test's start takes the spare first. The first start
-    // runs Node and its daemon starts a spare; the second is the spare's.
-    const start = (id: string) => `printf '' | '${SHIM_BIN}' ${startArgs(id).join(' ')}`;
-    const script = [
-      `exec 9<'${join(b0, 'log')}' 8<'${join(b1, 'log')}'`.replace(/</g, '<>'),
-      `cd '${b0}' && echo "addr0=$(${start(id0)})"`,
-      `i=0; until ls ${SHIM_SOCKET_DIR} | grep -q '^ts-spare-${build}-'; do sleep 0.1; i=$((i+1)); [ $i -lt 300 ] || break; done`,
-      `sp=$(ls ${SHIM_SOCKET_DIR} | grep '^ts-spare-${build}-' | head -1); echo "spare=\${sp##*-}"`,
-      `cd '${b1}' && echo "addr1=$(${start(id1)})"`,
-      `echo "left=$(ls ${SHIM_SOCKET_DIR} | grep -c "^$sp$")"`,
-    ].join('\n');
-    const r = await inPrivateSocketDir(script, env());
-    assert.equal(r.code, 0, r.out);
-    const field = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.out)?.[1] ?? '';
-    assert.equal(field('addr0'), `unix://${shimSocket(address, ns, id0)}`, r.out);
-    assert.equal(field('addr1'), `unix://${shimSocket(address, ns, id1)}`, r.out);
-    const pid = Number(field('spare'));
-    assert.ok(pid > 0, `a spare was started: ${r.out}`);
-    assert.equal(field('left'), '0', 'the spare\'s FIFO is gone once it took the start');
-    try {
-      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0+$/, '');
-      assert.equal(cmdline, `containerd-shim-ts-v2 -namespace ${ns} -id ${id1} -address ${address}`);
-      assert.equal(await readlink(`/proc/${pid}/cwd`), b1);
-      // The start's parent (the script, which this test process started) stands for containerd.
-      assert.equal(await readFile(`/proc/${pid}/cgroup`, 'utf8'), await readFile('/proc/self/cgroup', 'utf8'));
-      const ours = parseInt(await readFile('/proc/self/oom_score_adj', 'utf8'), 10);
-      assert.equal(parseInt(await readFile(`/proc/${pid}/oom_score_adj`, 'utf8'), 10), Math.min(1000, ours + 1));
-      // Every thread (Linux keeps policy and nice per thread): the spare started at idle priority (SCHED_IDLE,
-      // nice 19) and serves at the start's (SCHED_OTHER, nice 0).
-      const stat = async (path: string) => (await readFile(path, 'utf8')).split(') ')[1]!.split(' ');
-      for (const tid of await readdir(`/proc/${pid}/task`)) {
-        const f = await stat(`/proc/${pid}/task/${tid}/stat`);
-        assert.deepEqual({ tid, policy: Number(f[38]), nice: Number(f[16]) }, { tid, policy: 0, nice: 0 });
+  for (const forks of [true, false]) {
+    const how = forks ? 'forks a daemon for the start and stays a spare' : 'becomes the daemon (CONTAINERD_SHIM_TS_SPARE_FORK=0)';
+    test(`a spare ${how}: same answer, the start's cwd, cgroups, OOM score and a daemon's title`, TIMEOUT, async () => {
+      const build = await buildId();
+      const id0 = uniqueId('sp0');
+      const id1 = uniqueId('sp1');
+      const id2 = uniqueId('sp2');
+      const [b0, b1, b2] = [await bundle(id0), await bundle(id1), await bundle(id2)];
+      // In a socket dir of its own, so that no other test's start takes the spare first. The first start
+      // runs Node and leaves a spare; the second is the spare's; the third is the spare's again (forking) or
+      // Node's or the next spare's.
+      const start = (id: string) => `printf '' | '${SHIM_BIN}' ${startArgs(id).join(' ')}`;
+      const script = [
+        forks ? '' : 'export CONTAINERD_SHIM_TS_SPARE_FORK=0',
+        `exec 9<'${join(b0, 'log')}' 8<'${join(b1, 'log')}' 7<'${join(b2, 'log')}'`.replace(/</g, '<>'),
+        `echo "mntns=$(readlink /proc/self/ns/mnt)"`,
+        `cd '${b0}' && echo "addr0=$(${start(id0)})"`,
+        `i=0; until ls ${SHIM_SOCKET_DIR} | grep -q '^ts-spare-${build}-'; do sleep 0.1; i=$((i+1)); [ $i -lt 300 ] || break; done`,
+        `sp=$(ls ${SHIM_SOCKET_DIR} | grep '^ts-spare-${build}-' | head -1); echo "spare=\${sp##*-}"`,
+        `cd '${b1}' && echo "addr1=$(${start(id1)})"`,
+        `echo "left=$(ls ${SHIM_SOCKET_DIR} | grep -c "^$sp$")"`,
+        `cd '${b2}' && echo "addr2=$(${start(id2)})"`,
+      ].join('\n');
+      const r = await inPrivateSocketDir(script, env());
+      const field = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.out)?.[1] ?? '';
+      try {
+        assert.equal(r.code, 0, r.out);
+        assert.equal(field('addr0'), `unix://${shimSocket(address, ns, id0)}`, r.out);
+        assert.equal(field('addr1'), `unix://${shimSocket(address, ns, id1)}`, r.out);
+        assert.equal(field('addr2'), `unix://${shimSocket(address, ns, id2)}`, r.out);
+        const spare = Number(field('spare'));
+        assert.ok(spare > 0, `a spare was started: ${r.out}`);
+        const title = (id: string) => `containerd-shim-ts-v2 -namespace ${ns} -id ${id} -address ${address}`;
+        const procs = await listProcesses();
+        // A spare's daemon shows the daemon's title; one Node started for a start has node's command line.
+        const daemonOf = (id: string) =>
+          procs.find((p) => p.argv.join(' ') === title(id) || (p.argv.includes(id) && p.argv.some((a) => a.endsWith('.cjs')) && !p.argv.includes('start')))?.pid ?? 0;
+        const [pid, pid2] = [daemonOf(id1), daemonOf(id2)];
+        assert.ok(pid > 0 && pid2 > 0, `the daemons of ${id1} and ${id2} run: ${procs.filter((p) => p.argv.join(' ').includes(ns)).map((p) => `${p.pid} ${p.argv.join(' ')}`).join('; ')}`);
+        if (forks) {
+          assert.equal(field('left'), '1', 'the spare still offers its FIFO');
+          assert.ok(await isAlive(spare), 'the spare is still a spare');
+          assert.notEqual(pid, spare);
+          assert.notEqual(pid2, spare);
+          const ppid = procs.find((p) => p.pid === pid)?.ppid;
+          assert.notEqual(ppid, spare, 'the daemon is not the spare\'s child');
+          assert.equal((await readFile(`/proc/${spare}/cmdline`, 'utf8')).split('\0').includes('spare'), true, 'the spare keeps its title');
+        } else {
+          assert.equal(field('left'), '0', 'the spare\'s FIFO is gone once it took the start');
+          assert.equal(pid, spare, 'the spare became the daemon');
+        }
+        assert.equal(procs.find((p) => p.pid === pid)?.argv.join(' '), title(id1), 'the spare\'s daemon shows a daemon\'s title');
+        assert.equal(await readlink(`/proc/${pid}/cwd`), b1);
+        assert.equal(await readlink(`/proc/${pid2}/cwd`), b2);
+        // The start's parent (the script, which this test process started) stands for containerd.
+        assert.equal(await readFile(`/proc/${pid}/cgroup`, 'utf8'), await readFile('/proc/self/cgroup', 'utf8'));
+        const ours = parseInt(await readFile('/proc/self/oom_score_adj', 'utf8'), 10);
+        assert.equal(parseInt(await readFile(`/proc/${pid}/oom_score_adj`, 'utf8'), 10), Math.min(1000, ours + 1));
+        // Every thread (Linux keeps policy and nice per thread): the spare started at idle priority (SCHED_IDLE,
+        // nice 19) and serves at the start's (SCHED_OTHER, nice 0).
+        const stat = async (path: string) => (await readFile(path, 'utf8')).split(') ')[1]!.split(' ');
+        for (const tid of await readdir(`/proc/${pid}/task`)) {
+          const f = await stat(`/proc/${pid}/task/${tid}/stat`);
+          assert.deepEqual({ tid, policy: Number(f[38]), nice: Number(f[16]) }, { tid, policy: 0, nice: 0 });
+        }
+        // Its own process group, in the session of the start's caller (as the reference's daemon: no session of
+        // its own, which would be a scheduling group of its own under autogroup; platform/detach.ts).
+        const [daemonStat, ourStat] = [await stat(`/proc/${pid}/stat`), await stat('/proc/self/stat')];
+        assert.equal(Number(daemonStat[2]), pid, 'leads its own process group');
+        assert.equal(daemonStat[3], ourStat[3], 'in the session it was started in');
+        // The daemon serves: Shutdown through its socket (in the private dir: reached by the daemon's root).
+        const sock = join(`/proc/${pid}/root`, shimSocket(address, ns, id1));
+        const conn = await connectTask(sock, ns);
+        try {
+          const res = await conn.call('Connect', { id: id1 }, api.ConnectRequest, api.ConnectResponse);
+          assert.equal(res.shimPid, pid, 'Connect tells the daemon\'s own pid');
+          await conn.call('Shutdown', { id: id1, now: false }, api.ShutdownRequest, Empty).catch(() => undefined);
+        } finally {
+          conn.close();
+        }
+        // It exits by itself after Shutdown, with no crash of Node's teardown (fork.ts): gone, not a zombie.
+        await waitFor(async () => !(await isAlive(pid)), 20_000, `daemon ${pid} exits after Shutdown`);
+        if (forks) assert.ok(await isAlive(spare), 'the spare outlives the daemons it forked');
+      } finally {
+        // Their sockets are in the private dir: no Shutdown from here. The daemons and the spare go on SIGTERM:
+        // every process left in that mount namespace.
+        const mntNs = field('mntns');
+        for (const p of await listProcesses()) {
+          if (mntNs && (await readlink(`/proc/${p.pid}/ns/mnt`).catch(() => '')) === mntNs) process.kill(p.pid, 'SIGTERM');
+        }
       }
-      // Its own process group, in the session of the start's caller (as the reference's daemon: no session of
-      // its own, which would be a scheduling group of its own under autogroup; platform/detach.ts).
-      const [daemonStat, ourStat] = [await stat(`/proc/${pid}/stat`), await stat('/proc/self/stat')];
-      assert.equal(Number(daemonStat[2]), pid, 'leads its own process group');
-      assert.equal(daemonStat[3], ourStat[3], 'in the session it was started in');
-    } finally {
-      // Their sockets are in the private dir: no Shutdown from here. Both daemons, and the spare the second
-      // one started, go on SIGTERM: every process left in that mount namespace.
-      const mntNs = await readlink(`/proc/${pid}/ns/mnt`).catch(() => '');
-      for (const p of await listProcesses()) {
-        if (mntNs && (await readlink(`/proc/${p.pid}/ns/mnt`).catch(() => '')) === mntNs) process.kill(p.pid, 'SIGTERM');
-      }
-    }
-  });
+    });
+  }
 
   test('CONTAINERD_SHIM_TS_SPARE=0: Node starts, no spare is used or started', TIMEOUT, async () => {
     const build = await buildId();
