@@ -14,13 +14,14 @@
  *    restarts itself in the child (pthread_atfork); the event loop's epoll and signal pipes are libuv's to
  *    renew: uv_loop_fork, which Node exports but does not call.
  *  - Node's exit joins the platform's worker threads, which do not exist in the child (it crashed with SIGSEGV
- *    at exit, measured): a forked daemon ends with _exit once the process's 'exit' listeners have run.
+ *    at exit, measured): a forked daemon ends with _exit once the process's 'exit' listeners have run (a fatal
+ *    exception is printed first: Node would print it after them).
  *  - process.pid is a value Node set at start-up: it is set again.
  * Fork twice, so that the daemon is nobody's child (re-parented like any daemon whose `start` exited) and the
  * spare has nothing to reap but the short-lived middle process.
  */
 import koffi from 'koffi';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { IN_SEA } from '../sea/self.js';
 
 const MADV_DOFORK = 11;
@@ -136,6 +137,15 @@ function exitWithoutTeardown(n: Natives): void {
     return handled;
   };
   (process as { emit: unknown }).emit = patched;
+  // Node prints a fatal exception only after 'exit' (too late, once exiting is _exit): say it first, as Node would.
+  process.on('uncaughtExceptionMonitor', (err) => {
+    if (process.listenerCount('uncaughtException') > 0) return; // handled: not fatal
+    try {
+      writeSync(2, `${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    } catch {
+      /* no stderr */
+    }
+  });
   (process as unknown as { reallyExit: (code?: number) => void }).reallyExit = (code?: number) => n.exit(exitCode(code));
 }
 

@@ -25,7 +25,7 @@ import { warmUp } from './warm-up.js';
 import { canForkDaemons, forkDaemon, prepareFork } from './fork.js';
 import { applyDaemonV8Flags } from '../heap.js';
 import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../start.js';
-import { listSpares, spareBootingPath, spareFifoPath } from './spare-files.js';
+import { keepsSpare, listSpares, spareBootingPath, spareFifoPath } from './spare-files.js';
 import { readStartProcess, writeStdoutOf, type StartProcess } from './start-process.js';
 import { selfPath } from '../sea/self.js';
 import * as sched from '../platform/sched.js';
@@ -161,7 +161,7 @@ class Spare {
   private async take(pid: number): Promise<void> {
     this.taken = true;
     // A start waits on us now, which idle priority would starve on a busy host (a forking spare settles later
-    // if it has not yet, and the daemon takes the start's priority below).
+    // if it has not yet; its daemon takes the start's priority below).
     if (this.forks) sched.foreground();
     else this.stopSpareWork(pid);
     let start: StartProcess;
@@ -196,7 +196,10 @@ class Spare {
       this.taken = false;
       return;
     }
-    if (this.forks) {
+    // A start that keeps no spare (CONTAINERD_SHIM_TS_GROUP: spare-files.ts says why) uses this one up: it
+    // becomes the daemon instead of forking one, and no other is started after it.
+    const forks = this.forks && keepsSpare(start.env);
+    if (forks) {
       try {
         if (forkDaemon() === 'spare') {
           // The daemon is on its way (it answers the start itself): wait for the next start.
@@ -217,6 +220,7 @@ class Spare {
       (await import('../platform/detach.js')).leadOwnProcessGroup();
     } else {
       // From here on this process is that container's daemon; the FIFO is not offered to anyone else.
+      this.stopSpareWork(pid); // again for a forking spare used up
       try {
         unlinkSync(this.fifo);
       } catch {
