@@ -75,7 +75,21 @@ fast_delete() {
 }
 
 # ---- start through a warm spare (shim/spare/spare.ts) ------------------------------------------------------
-# The spare's FIFO is named after the build and the spare's pid. We save our stdin in <bundle>/.start-options,
+# Spares are per build and session (shim/spare/spare-files.ts says why): ours is that of our caller, containerd.
+# The session is the 4th field after the command name in /proc/$$/stat (no process is started to read it).
+session=''
+own_session() {
+  st=''
+  IFS= read -r st </proc/$$/stat 2>/dev/null || st=''
+  st=${st##*') '}
+  set -f
+  # shellcheck disable=SC2086 # split on purpose: the fields of the stat line
+  set -- $st
+  set +f
+  session=${4:-0}
+  case $session in '' | *[!0-9]*) session=0 ;; esac
+}
+# The spare's FIFO is named after the build, its session and the spare's pid. We save our stdin in <bundle>/.start-options,
 # write our pid into the FIFO and wait for
 # SIGUSR1 (answered: the address is on our stdout) or SIGUSR2 (refused). A spare that dies or says nothing
 # for 5 s is given up on, unless it already claimed the answer (<bundle>/.start-answer.<our pid>, created exclusively
@@ -85,7 +99,8 @@ spare_start() {
   # The spare writes the answer through /proc/<pid>/fd/1: a pipe (containerd's) or a file, not a socket; and a
   # terminal's stdin (by hand) has nothing to read.
   [ ! -t 0 ] && [ ! -S /dev/stdout ] || return 1
-  for fifo in /run/containerd/s/ts-spare-@BUILD@-*; do
+  [ -n "$session" ] || own_session
+  for fifo in /run/containerd/s/ts-spare-@BUILD@-s"$session"-*; do
     spare=${fifo##*-}
     case $spare in '' | *[!0-9]*) continue ;; esac
     [ -p "$fifo" ] && kill -0 "$spare" 2>/dev/null || continue
@@ -143,12 +158,13 @@ spawn_spare() {
   else
     [ -z "${CONTAINERD_SHIM_TS_GROUP:-}" ] || return 0
   fi
-  for fifo in /run/containerd/s/ts-spare-@BUILD@-*; do
+  [ -n "$session" ] || own_session
+  for fifo in /run/containerd/s/ts-spare-@BUILD@-s"$session"-*; do
     p=${fifo##*-}
     case $p in '' | *[!0-9]*) continue ;; esac
     [ -p "$fifo" ] && kill -0 "$p" 2>/dev/null && return 0
   done
-  booting=/run/containerd/s/ts-spare-@BUILD@.booting
+  booting=/run/containerd/s/ts-spare-@BUILD@-s"$session".booting
   if [ -f "$booting" ]; then
     p=''
     IFS= read -r p <"$booting" 2>/dev/null

@@ -1,13 +1,13 @@
-/** The spares of this build that wait now, found synchronously (the single executable's early start path). */
+/** The spares of this build and session that wait now, found synchronously (the single executable's early start path). */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SHIM_SOCKET_DIR } from '../platform/socket-address.js';
-import { SHIM_BUILD_ID } from '../version.js';
+import { sparePrefix } from '../spare/spare-files.js';
 import { processExists as isAlive } from '../../reaper/children.js';
 
-/** FIFO path and pid of each live spare of this build. */
+/** FIFO path and pid of each live spare of this build started in our session (spare-files.ts says why). */
 export function liveSpareFifos(dir = SHIM_SOCKET_DIR): Array<{ fifo: string; pid: number }> {
-  const prefix = `ts-spare-${SHIM_BUILD_ID}-`;
+  const prefix = sparePrefix();
   let names: string[];
   try {
     names = readdirSync(dir);

@@ -1,10 +1,17 @@
 /**
  * Where warm spare daemons wait. A spare is a daemon started ahead of time (Node started, modules loaded)
  * that takes the next `start` of its build: the wrapper's `start` writes its own pid into the spare's FIFO and
- * the spare serves the container (scripts/shim-wrapper.sh, spare.ts). The FIFO's name carries the build id
- * and the spare's pid, so the wrapper finds a live spare of its own build with a glob and `kill -0`. The
- * wrapper also starts spares (after a start, when none is alive), so that no spare is a daemon's child.
+ * the spare serves the container (scripts/shim-wrapper.sh, spare.ts). The FIFO's name carries the build id,
+ * the session the spare was started in and the spare's pid, so the wrapper finds a live spare of its own build
+ * and session with a glob and `kill -0`. The wrapper also starts spares (after a start, when none is alive),
+ * so that no spare is a daemon's child.
+ *
+ * One spare per session: a spare is started from a start, in the session of the containerd that ran it, and
+ * what it forks inherits what the spare got from that containerd (session, resource limits, umask). Another
+ * containerd (a restart, or a second instance on the host) runs its starts in a session of its own and gets a
+ * spare of its own; the other's idles out.
  */
+import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TS_GROUP_ENV } from '../platform/bundle.js';
@@ -31,19 +38,33 @@ export function keepsSpare(env: NodeJS.ProcessEnv): boolean {
   return !env[TS_GROUP_ENV];
 }
 
-const PREFIX = `ts-spare-${SHIM_BUILD_ID}-`;
-
-export function spareFifoPath(pid: number, dir = SHIM_SOCKET_DIR): string {
-  return join(dir, `${PREFIX}${pid}`);
+/** This process's session id (from /proc/self/stat, as the wrapper reads its own), 0 when unreadable. */
+export function ownSession(): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'latin1');
+    const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+    return Number.isInteger(session) && session >= 0 ? session : 0;
+  } catch {
+    return 0;
+  }
 }
 
-/** The wrapper's mark that a spare of this build is booting (holds its pid); the spare removes it when ready. */
-export function spareBootingPath(dir = SHIM_SOCKET_DIR): string {
-  return join(dir, `ts-spare-${SHIM_BUILD_ID}.booting`);
+/** The names of this build's spares of `session`: `ts-spare-<build>-s<session>-<pid>`. */
+export function sparePrefix(session = ownSession()): string {
+  return `ts-spare-${SHIM_BUILD_ID}-s${session}-`;
 }
 
-/** Pids of live spares of this build, and FIFOs of dead ones (to remove). */
-export async function listSpares(dir = SHIM_SOCKET_DIR): Promise<{ live: number[]; stale: string[] }> {
+export function spareFifoPath(pid: number, session = ownSession(), dir = SHIM_SOCKET_DIR): string {
+  return join(dir, `${sparePrefix(session)}${pid}`);
+}
+
+/** The wrapper's mark that a spare of this build and session is booting (holds its pid); the spare removes it. */
+export function spareBootingPath(session = ownSession(), dir = SHIM_SOCKET_DIR): string {
+  return join(dir, `ts-spare-${SHIM_BUILD_ID}-s${session}.booting`);
+}
+
+/** Pids of live spares of this build and session, and FIFOs of dead ones (to remove). */
+export async function listSpares(session = ownSession(), dir = SHIM_SOCKET_DIR): Promise<{ live: number[]; stale: string[] }> {
   const live: number[] = [];
   const stale: string[] = [];
   let names: string[];
@@ -55,11 +76,11 @@ export async function listSpares(dir = SHIM_SOCKET_DIR): Promise<{ live: number[
   for (const name of names) {
     // Any build's FIFO whose spare is dead is stale (killed spares of older builds too); live ones count
     // only for this build.
-    const m = /^ts-spare-[0-9a-z]+-(\d+)$/.exec(name);
+    const m = /^ts-spare-[0-9a-z]+-(?:s\d+-)?(\d+)$/.exec(name);
     const pid = Number(m?.[1]);
     if (!m || !Number.isInteger(pid) || pid <= 0) continue;
     if (!isAlive(pid)) stale.push(join(dir, name));
-    else if (name.startsWith(PREFIX)) live.push(pid);
+    else if (name.startsWith(sparePrefix(session))) live.push(pid);
   }
   return { live, stale };
 }

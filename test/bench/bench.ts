@@ -688,13 +688,13 @@ interface ByHand {
 
 /** Waits (up to 5 s) until a spare daemon of the built shim waits in /run/containerd/s; false if none came. */
 async function spareReady(): Promise<boolean> {
-  const build = /ts-spare-([0-9a-f]+)-\*/.exec(await readFile(SHIM_BIN, 'utf8'))?.[1];
+  const build = /ts-spare-([0-9a-f]+)-s"\$session"/.exec(await readFile(SHIM_BIN, 'utf8'))?.[1];
   if (!build) return false;
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
     const names = await readdir('/run/containerd/s').catch(() => [] as string[]);
     for (const n of names) {
-      const pid = n.startsWith(`ts-spare-${build}-`) ? Number(n.split('-').at(-1)) : 0;
+      const pid = Number(new RegExp(`^ts-spare-${build}-s\\d+-(\\d+)$`).exec(n)?.[1] ?? 0);
       if (pid > 0 && (await isAlive(pid))) return true;
     }
     await sleep(20);

@@ -86,7 +86,7 @@ function print<T extends Record<string, number[]>>(title: string, r: Record<Form
 /** Whether a spare of `form` waits now. */
 async function spareWaits(form: Form): Promise<boolean> {
   for (const n of await readdir('/run/containerd/s').catch(() => [] as string[])) {
-    const m = /^ts-spare-[0-9a-f]+-(\d+)$/.exec(n);
+    const m = /^ts-spare-[0-9a-f]+-(?:s\d+-)?(\d+)$/.exec(n);
     if (!m || !(await isAlive(Number(m[1])))) continue;
     const pid = m[1]!;
     if (form === 'sea' && (await readlink(`/proc/${pid}/exe`).catch(() => '')) === seaExecutable()) return true;

@@ -27,7 +27,7 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 
 /** The build id the wrapper looks for in spare FIFO names. */
 async function buildId(): Promise<string> {
-  const m = /ts-spare-([0-9a-f]+)-\*/.exec(await readFile(SHIM_BIN, 'utf8'));
+  const m = /ts-spare-([0-9a-f]+)-s"\$session"/.exec(await readFile(SHIM_BIN, 'utf8'));
   assert.ok(m, 'the wrapper names its build');
   return m[1]!;
 }
@@ -181,7 +181,7 @@ describe('start through a warm spare daemon', () => {
 
   async function liveSpares(build: string): Promise<number[]> {
     const names = await readdir(SHIM_SOCKET_DIR).catch(() => [] as string[]);
-    const pids = names.filter((n) => n.startsWith(`ts-spare-${build}-`)).map((n) => Number(n.split('-').at(-1)));
+    const pids = names.map((n) => new RegExp(`^ts-spare-${build}-s\\d+-(\\d+)$`).exec(n)?.[1]).filter((p) => p !== undefined).map(Number);
     const alive = await Promise.all(pids.map((p) => isAlive(p)));
     return pids.filter((_, i) => alive[i]);
   }
@@ -234,8 +234,8 @@ describe('start through a warm spare daemon', () => {
         `exec 9<'${join(b0, 'log')}' 8<'${join(b1, 'log')}' 7<'${join(b2, 'log')}'`.replace(/</g, '<>'),
         `echo "mntns=$(readlink /proc/self/ns/mnt)"`,
         `cd '${b0}' && echo "addr0=$(${start(id0)})"`,
-        `i=0; until ls ${SHIM_SOCKET_DIR} | grep -q '^ts-spare-${build}-'; do sleep 0.1; i=$((i+1)); [ $i -lt 300 ] || break; done`,
-        `sp=$(ls ${SHIM_SOCKET_DIR} | grep '^ts-spare-${build}-' | head -1); echo "spare=\${sp##*-}"`,
+        `i=0; until ls ${SHIM_SOCKET_DIR} | grep -q '^ts-spare-${build}-s[0-9]*-[0-9]*$'; do sleep 0.1; i=$((i+1)); [ $i -lt 300 ] || break; done`,
+        `sp=$(ls ${SHIM_SOCKET_DIR} | grep '^ts-spare-${build}-s[0-9]*-[0-9]*$' | head -1); echo "spare=\${sp##*-}"`,
         `cd '${b1}' && echo "addr1=$(${start(id1)})"`,
         `echo "left=$(ls ${SHIM_SOCKET_DIR} | grep -c "^$sp$")"`,
         `cd '${b2}' && echo "addr2=$(${start(id2)})"`,
@@ -364,7 +364,9 @@ describe('start through a warm spare daemon', () => {
     // succeed: the dead one at once, the silent one after the wrapper's 5 s wait.
     const script = [
       `sleep 60 & silent=$!`,
-      `mkfifo ${SHIM_SOCKET_DIR}/ts-spare-${build}-999999 ${SHIM_SOCKET_DIR}/ts-spare-${build}-$silent`,
+      // Spares are per session: the start's is this shell's (its comm, sh, has no space to shift the fields).
+      `sid=$(cut -d' ' -f6 /proc/$$/stat)`,
+      `mkfifo ${SHIM_SOCKET_DIR}/ts-spare-${build}-s$sid-999999 ${SHIM_SOCKET_DIR}/ts-spare-${build}-s$sid-$silent`,
       `cd '${b}'`,
       `t0=$(date +%s%N)`,
       `addr=$(printf '' | CONTAINERD_SHIM_TS_SPARE_DELAY_MS=600000 '${SHIM_BIN}' ${startArgs(id).join(' ')})`,
@@ -393,8 +395,9 @@ describe('spare lifetime', () => {
     // In a socket dir of its own: no other test's start can take this spare while it waits.
     const script = [
       `CONTAINERD_SHIM_TS_SPARE_IDLE_TIMEOUT=1 '${process.execPath}' --v8-pool-size=1 '${loader}' spare </dev/null >/dev/null 2>&1 & p=$!`,
-      `i=0; while [ ! -p ${SHIM_SOCKET_DIR}/ts-spare-${build}-$p ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done`,
-      `[ -p ${SHIM_SOCKET_DIR}/ts-spare-${build}-$p ] && echo waiting`,
+      `sid=$(cut -d' ' -f6 /proc/$$/stat)`,
+      `i=0; while [ ! -p ${SHIM_SOCKET_DIR}/ts-spare-${build}-s$sid-$p ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done`,
+      `[ -p ${SHIM_SOCKET_DIR}/ts-spare-${build}-s$sid-$p ] && echo waiting`,
       `wait $p; echo "rc=$?"`,
       `ls -A ${SHIM_SOCKET_DIR} | grep -c . || true`,
     ].join('; ');
