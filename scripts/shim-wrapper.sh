@@ -174,7 +174,8 @@ spawn_spare() {
   (set -C && : >"$booting") 2>/dev/null || return 0
   idle=''
   ! command -v chrt >/dev/null 2>&1 || idle='chrt --idle 0'
-  (cd / && $idle nice -n 19 @RUN_SPARE@ spare "                                                                                                                                                                                                        " </dev/null >/dev/null 2>&1 &
+  # It exits once our containerd ($PPID, unless the environment names another) is gone (shim/spare/spare-files.ts).
+  (cd / && CONTAINERD_SHIM_TS_SPARE_OWNER=${CONTAINERD_SHIM_TS_SPARE_OWNER:-$PPID} $idle nice -n 19 @RUN_SPARE@ spare "                                                                                                                                                                                                        " </dev/null >/dev/null 2>&1 &
     echo $! >"$booting")
 }
 

@@ -10,7 +10,7 @@ import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:f
 import { setPriority } from 'node:os';
 import { liveSpareFifos } from './spare-fifos.js';
 import { processExists as isAlive } from '../../reaper/children.js';
-import { keepsSpare, spareBootingPath } from '../spare/spare-files.js';
+import { keepsSpare, SPARE_OWNER_ENV, spareBootingPath } from '../spare/spare-files.js';
 import { DAEMON_NODE_OPTIONS, selfCommand } from './self.js';
 
 /** Room in argv for the title a spare takes once it serves a container (process.title cannot grow argv). */
@@ -40,7 +40,7 @@ export function spawnSpare(): void {
       // Not detached (a session of its own): it takes a process group of its own itself, and stays in
       // containerd's session, where its nice 19 ranks it below the others (platform/detach.ts says why).
       stdio: 'ignore',
-      env: { ...process.env, NODE_OPTIONS: DAEMON_NODE_OPTIONS },
+      env: { ...process.env, NODE_OPTIONS: DAEMON_NODE_OPTIONS, [SPARE_OWNER_ENV]: process.env[SPARE_OWNER_ENV] || String(process.ppid) },
     });
     child.on('error', () => undefined);
     child.unref();

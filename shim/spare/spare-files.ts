@@ -9,7 +9,7 @@
  * One spare per session: a spare is started from a start, in the session of the containerd that ran it, and
  * what it forks inherits what the spare got from that containerd (session, resource limits, umask). Another
  * containerd (a restart, or a second instance on the host) runs its starts in a session of its own and gets a
- * spare of its own; the other's idles out.
+ * spare of its own; the other's exits once its containerd is gone (SPARE_OWNER_ENV), or idles out.
  */
 import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -21,6 +21,13 @@ import { processExists as isAlive } from '../../reaper/children.js';
 
 /** CONTAINERD_SHIM_TS_SPARE=0 in containerd's environment: no spare, every start starts Node. */
 export const SPARE_ENV = 'CONTAINERD_SHIM_TS_SPARE';
+
+/**
+ * Set by whoever starts a spare: the pid of the containerd whose start it was (the start's parent, unless the
+ * start's environment already names one: tests whose starts run from short-lived shells); the spare exits
+ * once that process is gone.
+ */
+export const SPARE_OWNER_ENV = 'CONTAINERD_SHIM_TS_SPARE_OWNER';
 
 export function sparesEnabled(env: NodeJS.ProcessEnv): boolean {
   return env[SPARE_ENV] !== '0';

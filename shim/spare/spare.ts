@@ -9,7 +9,8 @@
  * anything fails before it answered, it refuses or exits, and the wrapper falls back to starting Node (which
  * reads the options the wrapper saved). The wrapper starts spares; a spare never starts another.
  * A spare exits when its build is replaced on disk, after CONTAINERD_SHIM_TS_SPARE_IDLE_TIMEOUT seconds
- * without taking a container (default 600), on SIGTERM, or when another spare of the build is alive.
+ * without taking a container (default 600), when the containerd whose start started it is gone, on
+ * SIGTERM, or when another spare of the build and session is alive.
  */
 import type { IdleTrimmer } from '../idle-trim.js';
 import { closeSync, constants, open as openCb, openSync, readFileSync, unlinkSync } from 'node:fs';
@@ -25,7 +26,8 @@ import { warmUp } from './warm-up.js';
 import { canForkDaemons, forkDaemon, prepareFork } from './fork.js';
 import { applyDaemonV8Flags } from '../heap.js';
 import { answerLiveGroup, becomeDaemon, groupSocket, type StartCall } from '../start.js';
-import { keepsSpare, listSpares, spareBootingPath, spareFifoPath } from './spare-files.js';
+import { keepsSpare, listSpares, ownSession, SPARE_OWNER_ENV, spareBootingPath, spareFifoPath } from './spare-files.js';
+import { processExists } from '../../reaper/children.js';
 import { readStartProcess, writeStdoutOf, type StartProcess } from './start-process.js';
 import { selfPath } from '../sea/self.js';
 import * as sched from '../platform/sched.js';
@@ -72,7 +74,10 @@ function daemonTitle(flags: ShimFlags): string {
 }
 
 class Spare {
-  private readonly fifo = spareFifoPath(process.pid);
+  private readonly session = ownSession();
+  /** The containerd whose start started us (SPARE_OWNER_ENV, set by the wrapper), 0 when not known. */
+  private readonly owner = Number(process.env[SPARE_OWNER_ENV]) || 0;
+  private readonly fifo = spareFifoPath(process.pid, this.session);
   private reader: Socket | undefined;
   private taken = false;
   private pending = '';
@@ -107,10 +112,10 @@ class Spare {
     });
 
     // One spare per build: of two started at once, the younger goes. Dead spares' FIFOs are removed.
-    const { live, stale } = await listSpares();
+    const { live, stale } = await listSpares(this.session);
     await Promise.all(stale.map((path) => unlink(path).catch(() => undefined)));
     if (live.some((pid) => pid < process.pid)) return this.exit(0);
-    await unlink(spareBootingPath()).catch(() => undefined); // ready: the next start may start another
+    await unlink(spareBootingPath(this.session)).catch(() => undefined); // ready: the next start may start another
 
     for (const sig of SPARE_SIGNALS) process.on(sig, this.onSignal);
     const idleMs = idleTimeoutMs(process.env);
@@ -133,15 +138,19 @@ class Spare {
     }, SETTLE_MS);
   }
 
-  /** Exits when idle too long, when our FIFO is gone, or when the build on disk is no longer ours. */
+  /**
+   * Exits when idle too long, when our FIFO is gone, when the build on disk is no longer ours, or when the
+   * containerd whose start started us is gone (its successor runs in a session, and so gets a spare, of its own).
+   */
   private async watch(idleMs: number): Promise<void> {
     if (this.taken) return;
     const now = await fileId(selfPath());
     const replaced = !now || !this.scriptStat || now.ino !== this.scriptStat.ino || now.mtimeMs !== this.scriptStat.mtimeMs;
     const fifoGone = !(await stat(this.fifo).then((s) => s.isFIFO(), () => false));
+    const orphaned = this.owner > 0 && !processExists(this.owner);
     // A start may have been taken while we looked (and the FIFO removed for it): then we serve, not exit.
     if (this.taken) return;
-    if (replaced || fifoGone || Date.now() - this.idleSince >= idleMs) this.exit(0);
+    if (replaced || fifoGone || orphaned || Date.now() - this.idleSince >= idleMs) this.exit(0);
   }
 
   private onData(chunk: Buffer): void {

@@ -879,13 +879,24 @@ async function daemonsOf(cd: Containerd, rt: Runtime): Promise<ProcInfo[]> {
   return (await cd.shimProcesses()).filter((p) => !isShimAction(p) && runtimeOf(p) === rt);
 }
 
+/** The session of a process (/proc/<pid>/stat), 0 when gone. */
+async function sessionOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]) || 0;
+}
+
 /**
  * Spare daemons of the built shim (shim/spare): `<node> … <this checkout>/dist/containerd-shim-ts-v2.cjs spare`
- * (other checkouts' spares on the same host are not ours to count).
+ * (other checkouts' spares on the same host are not ours to count), of `cd`'s session: spares are per session
+ * (spare-files.ts), and those of the bench's earlier containerds, which exit once their containerd is gone
+ * (within 5 s), belong to them.
  */
-async function spareDaemons(): Promise<ProcInfo[]> {
+async function spareDaemons(cd: Containerd): Promise<ProcInfo[]> {
   const loader = join(dirname(SHIM_BIN), 'containerd-shim-ts-v2.cjs');
-  return (await listProcesses()).filter((p) => p.state !== 'Z' && p.argv.includes(loader) && p.argv.includes('spare'));
+  const session = await sessionOf(cd.pid);
+  const spares = (await listProcesses()).filter((p) => p.state !== 'Z' && p.argv.includes(loader) && p.argv.includes('spare'));
+  const sessions = await Promise.all(spares.map((p) => sessionOf(p.pid)));
+  return spares.filter((_, i) => sessions[i] === session);
 }
 
 /** The group annotation of each runtime; keys differ per runtime, or both would share one socket (same hash). */
@@ -906,7 +917,7 @@ async function containersMemory(cd: Containerd, rt: Runtime, count: number, grou
       await sleep(Math.max(0, ms - (performance.now() - began)));
       const daemons = await daemonsOf(cd, rt);
       // Ours also keeps a spare daemon waiting for the next start: it is part of what the shim costs.
-      const spares = rt === OURS ? await spareDaemons() : [];
+      const spares = rt === OURS ? await spareDaemons(cd) : [];
       readings[label] = { ...(await memoryOfAll([...daemons, ...spares].map((d) => d.pid))), daemons: daemons.length + spares.length };
     }
     return readings;

@@ -20,7 +20,9 @@ import { FifoReader, RUNC_STATE_ROOT, SHIM_BIN, SHIM_SOCKET_DIR, cleanupByHand, 
 const TIMEOUT = { timeout: 120_000 };
 
 function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  // The starts here run from short-lived shells: their spares belong to this test process instead (a spare
+  // exits once its owner, by default the start's parent, is gone).
+  const e: NodeJS.ProcessEnv = { ...process.env, CONTAINERD_SHIM_TS_SPARE_OWNER: String(process.pid), ...extra };
   delete e.NODE_TEST_CONTEXT;
   return e;
 }
@@ -389,6 +391,27 @@ describe('start through a warm spare daemon', () => {
 });
 
 describe('spare lifetime', () => {
+  test('a spare exits once the containerd that started it (its owner) is gone', TIMEOUT, async () => {
+    const build = await buildId();
+    const loader = join(SHIM_BIN, '..', 'containerd-shim-ts-v2.cjs');
+    // A sleep stands for the containerd; the spare waits while it lives and goes within a watch (5 s) after.
+    const script = [
+      `sleep 120 & owner=$!`,
+      `CONTAINERD_SHIM_TS_SPARE_OWNER=$owner '${process.execPath}' --v8-pool-size=1 '${loader}' spare </dev/null >/dev/null 2>&1 & p=$!`,
+      `sid=$(cut -d' ' -f6 /proc/$$/stat)`,
+      `i=0; while [ ! -p ${SHIM_SOCKET_DIR}/ts-spare-${build}-s$sid-$p ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done`,
+      `sleep 6; kill -0 $p && echo "alive with its owner"`,
+      `kill $owner; t0=$(date +%s)`,
+      `wait $p; echo "rc=$? after $(( $(date +%s) - t0 )) s"`,
+      `ls -A ${SHIM_SOCKET_DIR} | grep -c . || true`,
+    ].join('; ');
+    const r = await inPrivateSocketDir(script, env());
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /alive with its owner\n/, r.out);
+    const m = /rc=0 after (\d+) s\n0\n/.exec(r.out);
+    assert.ok(m && Number(m[1]) <= 7, `exits within a watch once its owner is gone, and removes its FIFO: ${r.out}`);
+  });
+
   test('a spare exits after its idle timeout and removes its FIFO', TIMEOUT, async () => {
     const build = await buildId();
     const loader = join(SHIM_BIN, '..', 'containerd-shim-ts-v2.cjs');
