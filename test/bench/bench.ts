@@ -686,15 +686,19 @@ interface ByHand {
   sockets: string[];
 }
 
-/** Waits (up to 5 s) until a spare daemon of the built shim waits in /run/containerd/s; false if none came. */
-async function spareReady(): Promise<boolean> {
+/**
+ * Waits (up to 5 s) until a spare daemon of the built shim waits in /run/containerd/s (of `cd`'s session when
+ * given: spares are per session); false if none came.
+ */
+async function spareReady(cd?: Containerd): Promise<boolean> {
+  const session = cd ? await sessionOf(cd.pid) : undefined;
   const build = /ts-spare-([0-9a-f]+)-s"\$session"/.exec(await readFile(SHIM_BIN, 'utf8'))?.[1];
   if (!build) return false;
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
     const names = await readdir('/run/containerd/s').catch(() => [] as string[]);
     for (const n of names) {
-      const pid = Number(new RegExp(`^ts-spare-${build}-s\\d+-(\\d+)$`).exec(n)?.[1] ?? 0);
+      const pid = Number(new RegExp(`^ts-spare-${build}-s${session ?? '\\d+'}-(\\d+)$`).exec(n)?.[1] ?? 0);
       if (pid > 0 && (await isAlive(pid))) return true;
     }
     await sleep(20);
@@ -908,8 +912,12 @@ async function containersMemory(cd: Containerd, rt: Runtime, count: number, grou
   const ids = Array.from({ length: count }, () => uniqueId('mem'));
   const extra = grouped ? groupAnnotation(rt, uniqueId('grp')) : [];
   try {
-    // The first alone, so that in a group it is the one whose start makes the daemon.
+    // The first alone, so that in a group it is the one whose start makes the daemon. Ours: a fresh containerd
+    // has no spare yet, so the first start boots Node and leaves one; the others are forked by it once it is up,
+    // as on a host whose containerd has run a container (without the wait, the starts that come while it boots
+    // also boot Node).
     await runDetached(cd, rt, ids[0]!, extra);
+    if (rt === OURS && !grouped) await spareReady(cd);
     await pool(ids.slice(1), CONCURRENCY, (id) => runDetached(cd, rt, id, extra));
     const began = performance.now();
     const readings = {} as Record<Reading, Memory & { daemons: number }>;
