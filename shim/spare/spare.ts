@@ -208,6 +208,7 @@ class Spare {
     // A start that keeps no spare (CONTAINERD_SHIM_TS_GROUP: spare-files.ts says why) uses this one up: it
     // becomes the daemon instead of forking one, and no other is started after it.
     const forks = this.forks && keepsSpare(start.env);
+    const refuse = (): void => signal(pid, 'SIGUSR2');
     if (forks) {
       try {
         if (forkDaemon() === 'spare') {
@@ -223,6 +224,9 @@ class Spare {
       }
       // The forked daemon: the FIFO, its timers and signals are the spare's, which goes on; closed before the
       // loop runs again, so that no request meant for the spare is read here.
+      // The wrapper watches the spare, which lives on: should this process end before it answered, it says no
+      // (the wrapper starts Node at once instead of waiting out its 5 s).
+      process.once('exit', refuse);
       this.reader?.destroy();
       this.reader = undefined;
       this.stopSpareWork(pid);
@@ -247,6 +251,7 @@ class Spare {
       // The title first: once signalled, the start returns, and whoever looks at the processes then (containerd,
       // ps, a test) must see a daemon, not a spare.
       process.title = daemonTitle(call.flags);
+      process.off('exit', refuse);
       if (this.answered) signal(pid, 'SIGUSR1');
     });
     if (result !== 'serving') process.exit(0);

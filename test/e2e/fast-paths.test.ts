@@ -313,6 +313,44 @@ describe('start through a warm spare daemon', () => {
     });
   }
 
+  test('a daemon forked for a start that fails before answering says no at once: Node is started, no 5 s wait', TIMEOUT, async () => {
+    const build = await buildId();
+    const id0 = uniqueId('fk0');
+    const id1 = uniqueId('fk1');
+    const [b0, b1] = [await bundle(id0), await bundle(id1)];
+    // The second start's socket path is a directory: the forked daemon cannot listen there and ends before it
+    // answered; so does the Node the wrapper starts next, which says why.
+    const start = (id: string) => `printf '' | '${SHIM_BIN}' ${startArgs(id).join(' ')}`;
+    const script = [
+      `exec 9<>'${join(b0, 'log')}' 8<>'${join(b1, 'log')}'`,
+      `echo "mntns=$(readlink /proc/self/ns/mnt)"`,
+      `cd '${b0}' && echo "addr0=$(${start(id0)})"`,
+      `i=0; until ls ${SHIM_SOCKET_DIR} | grep -q '^ts-spare-${build}-s[0-9]*-[0-9]*$'; do sleep 0.1; i=$((i+1)); [ $i -lt 300 ] || break; done`,
+      // Settled (a start during the spare's boot is served too, but this one must reach the fork).
+      `sleep 2; mkdir -p '${shimSocket(address, ns, id1)}'`,
+      // Its stdout a pipe, as containerd's (the test's own stdout is a socket, which the wrapper does not hand a spare).
+      `cd '${b1}' && out1=$(${start(id1)}); echo "rc1=$?"`,
+      `echo "claims=$(ls -a '${b1}' | grep -c '^.start-answer.')"`,
+      `echo "spares=$(ls ${SHIM_SOCKET_DIR} | grep -c '^ts-spare-${build}-s[0-9]*-[0-9]*$')"`,
+    ].join('\n');
+    const r = await inPrivateSocketDir(script, env());
+    const field = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(r.out)?.[1] ?? '';
+    try {
+      assert.equal(r.code, 0, r.out);
+      assert.equal(field('addr0'), `unix://${shimSocket(address, ns, id0)}`, r.out);
+      assert.equal(field('spares'), '1', `a forking spare waited: ${r.out}`);
+      assert.notEqual(field('rc1'), '0', `the start fails: ${r.out}`);
+      // Had the wrapper waited out the silence, it would have claimed the answer (.start-answer.<pid>) first.
+      assert.equal(field('claims'), '0', `the wrapper did not wait for a silent spare: ${r.out}`);
+      assert.match(r.out, /start: /, 'Node said why on stderr');
+    } finally {
+      const mntNs = field('mntns');
+      for (const p of await listProcesses()) {
+        if (mntNs && (await readlink(`/proc/${p.pid}/ns/mnt`).catch(() => '')) === mntNs) process.kill(p.pid, 'SIGTERM');
+      }
+    }
+  });
+
   test('CONTAINERD_SHIM_TS_SPARE=0: Node starts, no spare is used or started', TIMEOUT, async () => {
     const build = await buildId();
     const before = await liveSpares(build);
