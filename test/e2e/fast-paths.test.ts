@@ -326,8 +326,7 @@ describe('start through a warm spare daemon', () => {
       `echo "mntns=$(readlink /proc/self/ns/mnt)"`,
       `cd '${b0}' && echo "addr0=$(${start(id0)})"`,
       `i=0; until ls ${SHIM_SOCKET_DIR} | grep -q '^ts-spare-${build}-s[0-9]*-[0-9]*$'; do sleep 0.1; i=$((i+1)); [ $i -lt 300 ] || break; done`,
-      // Settled (a start during the spare's boot is served too, but this one must reach the fork).
-      `sleep 2; mkdir -p '${shimSocket(address, ns, id1)}'`,
+      `mkdir -p '${shimSocket(address, ns, id1)}'`,
       // Its stdout a pipe, as containerd's (the test's own stdout is a socket, which the wrapper does not hand a spare).
       `cd '${b1}' && out1=$(${start(id1)}); echo "rc1=$?"`,
       `echo "claims=$(ls -a '${b1}' | grep -c '^.start-answer.')"`,
@@ -447,7 +446,8 @@ describe('spare lifetime', () => {
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /alive with its owner\n/, r.out);
     const m = /rc=0 after (\d+) s\n0\n/.exec(r.out);
-    assert.ok(m && Number(m[1]) <= 7, `exits within a watch once its owner is gone, and removes its FIFO: ${r.out}`);
+    // A watch every 5 s; far below the idle timeout (600 s), with room for a loaded machine.
+    assert.ok(m && Number(m[1]) <= 20, `exits within a watch or so once its owner is gone, and removes its FIFO: ${r.out}`);
   });
 
   test('a spare exits after its idle timeout and removes its FIFO', TIMEOUT, async () => {
