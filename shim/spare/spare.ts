@@ -4,10 +4,13 @@
  * for a signal: SIGUSR1 = answered (the address is on containerd's pipe), SIGUSR2 = refused (start Node
  * yourself). Taking a container costs the start a few milliseconds instead of a Node start-up.
  *
- * The spare becomes that container's daemon exactly as if `start` had run it: the start's cwd (bundle),
- * environment and cgroups, containerd's OOM score + 1, the runtime options from the start's stdin. If
- * anything fails before it answered, it refuses or exits, and the wrapper falls back to starting Node (which
- * reads the options the wrapper saved). The wrapper starts spares; a spare never starts another.
+ * A spare run `--single-threaded` (the script form's) forks that container's daemon and stays a spare (fork.ts);
+ * otherwise (the single executable, CONTAINERD_SHIM_TS_SPARE_FORK=0, a start that keeps no spare) it becomes
+ * the daemon itself. Either way the daemon is set up exactly as if `start` had run it: the start's cwd
+ * (bundle), environment and cgroups, containerd's OOM score + 1, the runtime options from the start's stdin.
+ * If anything fails before it answered, it refuses or exits (a forked daemon refuses as it exits), and the
+ * wrapper falls back to starting Node (which reads the options the wrapper saved). The wrapper starts spares;
+ * a spare never starts another.
  * A spare exits when its build is replaced on disk, after CONTAINERD_SHIM_TS_SPARE_IDLE_TIMEOUT seconds
  * without taking a container (default 600), when the containerd whose start started it is gone, on
  * SIGTERM, or when another spare of the build and session is alive.
