@@ -30,15 +30,23 @@ export function listChildPids(): number[] {
   return pids;
 }
 
-/** The one-letter state of a process (R, S, Z, …) from /proc/<pid>/stat, or undefined if it is gone. */
-export function processState(pid: number): string | undefined {
+/**
+ * The fields of /proc/<pid>/stat that follow the command name: [0] state, [1] ppid, [2] process group,
+ * [3] session, …; undefined if the process is gone.
+ */
+export function procStatFields(pid: number | 'self'): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // comm is in parentheses and may contain spaces or ')'; the state follows the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) || undefined;
+    // comm is in parentheses and may contain spaces or ')'; the fields follow the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+/** The one-letter state of a process (R, S, Z, …) from /proc/<pid>/stat, or undefined if it is gone. */
+export function processState(pid: number): string | undefined {
+  return procStatFields(pid)?.[0] || undefined;
 }
 
 /** kill(pid, 0): true while the pid exists (a zombie counts), also when it is not ours to signal. */

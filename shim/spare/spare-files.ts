@@ -11,13 +11,12 @@
  * containerd (a restart, or a second instance on the host) runs its starts in a session of its own and gets a
  * spare of its own; the other's exits once its containerd is gone (SPARE_OWNER_ENV), or idles out.
  */
-import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TS_GROUP_ENV } from '../platform/bundle.js';
 import { SHIM_SOCKET_DIR } from '../platform/socket-address.js';
 import { SHIM_BUILD_ID } from '../version.js';
-import { processExists as isAlive } from '../../reaper/children.js';
+import { procStatFields, processExists as isAlive } from '../../reaper/children.js';
 
 /** CONTAINERD_SHIM_TS_SPARE=0 in containerd's environment: no spare, every start starts Node. */
 export const SPARE_ENV = 'CONTAINERD_SHIM_TS_SPARE';
@@ -47,13 +46,8 @@ export function keepsSpare(env: NodeJS.ProcessEnv): boolean {
 
 /** This process's session id (from /proc/self/stat, as the wrapper reads its own), 0 when unreadable. */
 export function ownSession(): number {
-  try {
-    const stat = readFileSync('/proc/self/stat', 'latin1');
-    const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
-    return Number.isInteger(session) && session >= 0 ? session : 0;
-  } catch {
-    return 0;
-  }
+  const session = Number(procStatFields('self')?.[3]);
+  return Number.isInteger(session) && session >= 0 ? session : 0;
 }
 
 /** The names of this build's spares of `session`: `ts-spare-<build>-s<session>-<pid>`. */

@@ -236,7 +236,7 @@ class Spare {
       (await import('../platform/detach.js')).leadOwnProcessGroup();
     } else {
       // From here on this process is that container's daemon; the FIFO is not offered to anyone else.
-      this.stopSpareWork(pid); // again for a forking spare used up
+      if (this.forks) this.stopSpareWork(pid); // a forking spare used up: not stopped above
       try {
         unlinkSync(this.fifo);
       } catch {

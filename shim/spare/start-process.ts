@@ -5,6 +5,7 @@
  */
 import { closeSync, constants, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { basename } from 'node:path';
+import { procStatFields } from '../../reaper/children.js';
 
 export interface StartProcess {
   readonly pid: number;
@@ -26,7 +27,6 @@ export function readStartProcess(pid: number): StartProcess {
   const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
   const cwd = readlinkSync(`/proc/${pid}/cwd`);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]);
   if (uid !== process.getuid?.()) throw new Error(`start request from pid ${pid} of another user (${uid})`);
   const argv = cmdline.split('\0');
@@ -42,7 +42,9 @@ export function readStartProcess(pid: number): StartProcess {
     const eq = entry.indexOf('=');
     if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
-  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const stat = procStatFields(pid);
+  if (!stat) throw new Error(`start request from pid ${pid}: the process is gone`);
+  const ppid = Number(stat[1]);
   return { pid, args, env, cwd, ppid: Number.isInteger(ppid) ? ppid : 0 };
 }
 

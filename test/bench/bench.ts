@@ -66,6 +66,7 @@ import {
 } from '../harness/containerd.js';
 import { DEFAULT_IMAGE, importImage } from '../harness/image.js';
 import { exec, isAlive, listProcesses, makeTempDir, removeDir, repoRoot, signalPid, sleep, uniqueId, waitFor, type ProcInfo } from '../harness/util.js';
+import { procStatFields } from '../../reaper/children.js';
 import { FifoReader, SHIM_BIN, cleanupByHand, connectTask, makeBundle, runShim, shimSocket, type TaskConn } from '../fixtures/shim-by-hand.js';
 
 const REF = 'io.containerd.runc.v2' satisfies Runtime;
@@ -691,7 +692,7 @@ interface ByHand {
  * given: spares are per session); false if none came.
  */
 async function spareReady(cd?: Containerd): Promise<boolean> {
-  const session = cd ? await sessionOf(cd.pid) : undefined;
+  const session = cd ? sessionOf(cd.pid) : undefined;
   const build = /ts-spare-([0-9a-f]+)-s"\$session"/.exec(await readFile(SHIM_BIN, 'utf8'))?.[1];
   if (!build) return false;
   const deadline = Date.now() + 5000;
@@ -884,9 +885,8 @@ async function daemonsOf(cd: Containerd, rt: Runtime): Promise<ProcInfo[]> {
 }
 
 /** The session of a process (/proc/<pid>/stat), 0 when gone. */
-async function sessionOf(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]) || 0;
+function sessionOf(pid: number): number {
+  return Number(procStatFields(pid)?.[3]) || 0;
 }
 
 /**
@@ -897,10 +897,9 @@ async function sessionOf(pid: number): Promise<number> {
  */
 async function spareDaemons(cd: Containerd): Promise<ProcInfo[]> {
   const loader = join(dirname(SHIM_BIN), 'containerd-shim-ts-v2.cjs');
-  const session = await sessionOf(cd.pid);
+  const session = sessionOf(cd.pid);
   const spares = (await listProcesses()).filter((p) => p.state !== 'Z' && p.argv.includes(loader) && p.argv.includes('spare'));
-  const sessions = await Promise.all(spares.map((p) => sessionOf(p.pid)));
-  return spares.filter((_, i) => sessions[i] === session);
+  return spares.filter((p) => sessionOf(p.pid) === session);
 }
 
 /** The group annotation of each runtime; keys differ per runtime, or both would share one socket (same hash). */

@@ -53,6 +53,16 @@ function inPrivateSocketDir(script: string, scriptEnv: NodeJS.ProcessEnv): Promi
 }
 
 
+/**
+ * SIGTERM to every process in the mount namespace `mntNs` (`readlink /proc/self/ns/mnt` of an
+ * inPrivateSocketDir script): the daemons and spares it left, whose sockets are in its private dir.
+ */
+async function terminateMountNamespace(mntNs: string): Promise<void> {
+  if (!mntNs) return;
+  for (const p of await listProcesses()) {
+    if ((await readlink(`/proc/${p.pid}/ns/mnt`).catch(() => '')) === mntNs) process.kill(p.pid, 'SIGTERM');
+  }
+}
 describe('delete fast path', () => {
   let tmp: string;
   let noNode: string; // the wrapper with a Node that does not exist
@@ -305,10 +315,7 @@ describe('start through a warm spare daemon', () => {
       } finally {
         // Their sockets are in the private dir: no Shutdown from here. The daemons and the spare go on SIGTERM:
         // every process left in that mount namespace.
-        const mntNs = field('mntns');
-        for (const p of await listProcesses()) {
-          if (mntNs && (await readlink(`/proc/${p.pid}/ns/mnt`).catch(() => '')) === mntNs) process.kill(p.pid, 'SIGTERM');
-        }
+        await terminateMountNamespace(field('mntns'));
       }
     });
   }
@@ -343,10 +350,7 @@ describe('start through a warm spare daemon', () => {
       assert.equal(field('claims'), '0', `the wrapper did not wait for a silent spare: ${r.out}`);
       assert.match(r.out, /start: /, 'Node said why on stderr');
     } finally {
-      const mntNs = field('mntns');
-      for (const p of await listProcesses()) {
-        if (mntNs && (await readlink(`/proc/${p.pid}/ns/mnt`).catch(() => '')) === mntNs) process.kill(p.pid, 'SIGTERM');
-      }
+      await terminateMountNamespace(field('mntns'));
     }
   });
 
@@ -388,10 +392,7 @@ describe('start through a warm spare daemon', () => {
       assert.ok(Number(field('spares1')) >= 1, `CONTAINERD_SHIM_TS_SPARE=1 keeps one: ${r.out}`);
     } finally {
       // Both daemons and the spare live in the script's mount namespace (their sockets are in its private dir).
-      const mntNs = field('mntns');
-      for (const p of await listProcesses()) {
-        if (mntNs && (await readlink(`/proc/${p.pid}/ns/mnt`).catch(() => '')) === mntNs) process.kill(p.pid, 'SIGTERM');
-      }
+      await terminateMountNamespace(field('mntns'));
     }
   });
 
